@@ -1,0 +1,5 @@
+"""Allow `python -m phashfleet.cli`."""
+
+from phashfleet.cli import main
+
+main()
