@@ -122,7 +122,7 @@ def operator(control_plane, workdir):
                                workdir / "operators", namespace=namespace, env=env, args=args)
         proc.start()
         procs.append(proc)
-        wait_for(lambda: proc.alive and _healthy(proc), timeout=60, what=f"{proc.name} liveness endpoint")
+        wait_for(lambda: _healthy(proc), timeout=60, what=f"{proc.name} liveness endpoint")
         return proc
 
     yield start

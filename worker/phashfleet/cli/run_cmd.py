@@ -1,10 +1,81 @@
-"""`phashfleet run`: not built yet (issue #5)."""
+"""`phashfleet run MANIFEST.yaml`: run a PhashJob on this machine, no cluster needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
 
 import click
 
+from phashfleet.access import is_local, local_path
+from phashfleet.jobspec import SpecError, load_manifest, parse_spec
 
-@click.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def cli(args: tuple[str, ...]) -> None:
-    """Not built yet: arrives with issue #5."""
-    raise click.ClickException("'phashfleet run' is not built yet (issue #5); nothing was done")
+
+def default_roots(source: dict) -> tuple[str, ...]:
+    """Local roots a local run may read: the source folder and the folders of listed files."""
+    refs = [source.get("uri")] if source.get("uri") else []
+    roots = {local_path(r) for r in refs if is_local(r)}
+    roots |= {os.path.dirname(os.path.abspath(local_path(f))) for f in source.get("files") or [] if is_local(f)}
+    return tuple(sorted(os.path.abspath(r) for r in roots))
+
+
+def _progress_bar():
+    """A rich progress bar on a terminal, or None when stderr is not one."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} files/s"),
+                   TimeRemainingColumn(), transient=True, console=None)
+    task = bar.add_task("hash", total=None, rate="0.0")
+
+    def update(done: int, total: int, rate: float) -> None:
+        bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+    return bar, update
+
+
+@click.command("run")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--redis", "redis_url", default=None, help="Use this Redis (redis://...) and real worker processes "
+              "instead of the embedded default; the password may be in the URL or PHASHFLEET_REDIS_PASSWORD.")
+@click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
+@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(file_okay=False),
+              help="Extra local folder the job may read (default: the source's own folders).")
+def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tuple[str, ...]) -> None:
+    """Run MANIFEST's PhashJob here, print its final status, write its output; exit 1 if it fails."""
+    from phashfleet.localrun import run_embedded, run_with_redis  # noqa: PLC0415
+    from phashfleet.sources import SourceError  # noqa: PLC0415
+
+    try:
+        doc = load_manifest(manifest)
+        spec = parse_spec(doc.get("spec"))
+    except SpecError as exc:
+        raise click.UsageError(f"{manifest}: {exc}") from exc
+    base = os.path.dirname(os.path.abspath(manifest))
+    source = {**spec.source}
+    if source.get("uri") and is_local(source["uri"]) and not os.path.isabs(local_path(source["uri"])):
+        source["uri"] = os.path.join(base, local_path(source["uri"]))  # relative to the manifest
+    spec = type(spec)(**{**spec.__dict__, "source": source})
+    roots = default_roots(source) + tuple(os.path.abspath(r) for r in allow_roots)
+    output_roots = None
+    if spec.output and is_local(spec.output["uri"]):
+        output_roots = (os.path.dirname(os.path.abspath(local_path(spec.output["uri"]))),)
+    name = (doc.get("metadata") or {}).get("name", "job")
+    job_id = f"local.{name}.{uuid.uuid4().hex[:8]}"
+    bar, update = _progress_bar()
+    try:
+        if bar:
+            bar.start()
+        runner = run_with_redis if redis_url else run_embedded
+        kwargs = {"redis_url": redis_url} if redis_url else {}
+        result = runner(spec, job_id, roots, jobs=jobs, progress=update, output_roots=output_roots, **kwargs)
+    except SourceError as exc:
+        click.echo(json.dumps({"phase": "Failed", "reason": "SourceUnavailable", "message": str(exc)}, indent=2))
+        sys.exit(1)
+    finally:
+        if bar:
+            bar.stop()
+    click.echo(json.dumps(result.status, indent=2, ensure_ascii=False))
+    sys.exit(0 if result.ok else 1)

@@ -1,10 +1,37 @@
-"""`phashfleet worker`: not built yet (issue #4)."""
+"""`phashfleet worker`: run Dramatiq worker processes that hash batches from the Redis broker."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
 
 import click
 
+from phashfleet.broker import REDIS_URL_ENV
+from phashfleet.keys import QUEUE
 
-@click.command("worker", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def cli(args: tuple[str, ...]) -> None:
-    """Not built yet: arrives with issue #4."""
-    raise click.ClickException("'phashfleet worker' is not built yet (issue #4); nothing was done")
+
+@click.command("worker")
+@click.option("--processes", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (in Kubernetes keep 1 and scale replicas).")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Threads per process; hashing is CPU-bound, so 1 is usually best.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9191, show_default=True,
+              help="Port for /metrics (Dramatiq's and phashfleet_ metrics of every process).")
+@click.option("--shutdown-timeout", type=click.FloatRange(0), envvar="PHASHFLEET_SHUTDOWN_TIMEOUT", default=30.0,
+              show_default=True, help="Seconds SIGTERM waits for in-flight batches before handing them back.")
+def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float) -> None:
+    """Run workers on the Redis broker named by PHASHFLEET_REDIS_URL (+ PHASHFLEET_REDIS_PASSWORD)."""
+    if not os.environ.get(REDIS_URL_ENV):
+        raise click.UsageError(f"{REDIS_URL_ENV} is not set: the worker needs a Redis broker")
+    # Metrics of all processes meet in one multiprocess folder (an emptyDir in the chart); it must be
+    # set before prometheus_client is first imported in the worker processes.
+    prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="phashfleet-prom-")
+    os.makedirs(prom_dir, exist_ok=True)
+    os.environ.update({"PROMETHEUS_MULTIPROC_DIR": prom_dir, "dramatiq_prom_db": prom_dir,
+                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": "0.0.0.0"})
+    argv = [sys.executable, "-m", "dramatiq", "phashfleet.worker_app", "--queues", QUEUE,
+            "--processes", str(processes), "--threads", str(threads),
+            "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
+    os.execv(sys.executable, argv)

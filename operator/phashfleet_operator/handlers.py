@@ -1,0 +1,124 @@
+"""kopf handlers for PhashJobs: thin, each a few lines around the job engine."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from phashfleet import metrics
+from phashfleet.jobspec import SpecError, parse_spec
+from phashfleet.status import conditions, now_iso
+from phashfleet_operator.kube import post_event
+from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id
+from phashfleet_operator.runtime import RUNTIME
+
+GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
+log = logging.getLogger("phashfleet.operator")
+
+
+def _emit(body) -> Any:
+    def emit(kind: str, reason: str, message: str) -> None:
+        try:
+            post_event(body, kind, reason, message)
+        except Exception as exc:  # noqa: BLE001 - an Event is information; never fail a reconcile for it
+            log.warning("could not post %s event: %s", reason, exc)
+    return emit
+
+
+def _timed(handler: str):
+    """Count errors and time every run of a handler."""
+    def wrap(fn):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(handler).inc()
+                raise
+            finally:
+                metrics.RECONCILE_DURATION.labels(handler).observe(time.perf_counter() - started)
+        run.__name__ = fn.__name__
+        return run
+    return wrap
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_) -> None:
+    """Keep kopf's bookkeeping in annotations (the status schema is strict) and be quiet in Events."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="phashfleet.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="phashfleet.io")
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 60
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") not in TERMINAL_PHASES)
+@_timed("start")
+def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
+    """Validate what the schema cannot, create the job's Redis state and mark it Running."""
+    try:
+        job = parse_spec(dict(spec))
+    except SpecError as exc:
+        patch.status.update({"phase": "Failed", "completionTime": now_iso(),
+                             "conditions": conditions("Failed", "InvalidSpec", str(exc), status.get("conditions"),
+                                                      now_iso())})
+        _emit(body)("Warning", "Failed", str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
+    if not status.get("phase"):
+        _emit(body)("Normal", "Started", f"hashing with {job.algorithm}, hash size {job.hash_size}")
+        patch.status.update({"phase": "Pending", "startTime": now_iso()})
+    RUNTIME.engine.forget(job_id(namespace, name, uid))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2,
+            when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None))
+@_timed("tick")
+def tick(spec, status, namespace, name, uid, body, meta, patch, **_) -> None:
+    """About once a second: hand out batches, fold counts, write status (only what changed)."""
+    job = parse_spec(dict(spec))
+    new = RUNTIME.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body))
+    new["observedGeneration"] = meta.get("generation")
+    changed = {k: v for k, v in new.items() if status.get(k) != v}
+    if changed:
+        patch.status.update(changed)
+        metrics.STATUS_WRITES.labels(namespace, name).inc()
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+@_timed("delete")
+def delete(namespace, name, uid, **_) -> None:
+    """Stop the job's work: its state goes, so queued messages for it are dropped by workers."""
+    jid = job_id(namespace, name, uid)
+    RUNTIME.engine.forget(jid)
+    RUNTIME.store.delete(jid)
+
+
+@kopf.on.probe(id="redis")
+def redis_probe(**_) -> bool:
+    """Liveness detail: can the operator reach Redis."""
+    return bool(RUNTIME.store.client.ping())
+
+
+def autoscale_once(state: dict[str, Any]) -> int | None:
+    """One autoscaler step: from the backlog to the worker Deployment's replicas; returns what it set."""
+    scale = RUNTIME.scale
+    current = scale.current() if scale else None
+    if current is None:
+        return None
+    spec_replicas, ready = current
+    metrics.WORKER_REPLICAS_CURRENT.set(ready)
+    cfg = RUNTIME.config
+    decision = desired_replicas(RUNTIME.engine.backlog(), current=spec_replicas, per_worker=cfg.batches_per_worker,
+                                minimum=cfg.min_replicas, maximum=cfg.max_replicas,
+                                idle_since=state.get("idle_since"), now=time.monotonic(),
+                                cooldown=cfg.idle_cooldown_seconds)
+    state["idle_since"] = decision.idle_since
+    metrics.WORKER_REPLICAS_DESIRED.set(decision.replicas)
+    metrics.QUEUE_BACKLOG.labels("phashfleet").set(RUNTIME.store.queue_length())
+    if decision.replicas != spec_replicas:
+        scale.set(decision.replicas)
+    return decision.replicas

@@ -1,0 +1,56 @@
+"""The few Kubernetes API calls the operator makes itself (kopf does the rest): worker scale."""
+
+from __future__ import annotations
+
+import os
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+
+def load_config(kubeconfig: str | None = None) -> None:
+    """Use the in-cluster service account when there is one, else the kubeconfig."""
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+    else:
+        config.load_kube_config(config_file=kubeconfig)
+
+
+class WorkerScale:
+    """Reads and sets the worker Deployment's replicas through its scale subresource."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.apps = client.AppsV1Api()
+
+    def current(self) -> tuple[int, int] | None:
+        """(spec replicas, ready replicas), or None when the Deployment does not exist."""
+        try:
+            scale = self.apps.read_namespaced_deployment_scale(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return scale.spec.replicas or 0, scale.status.replicas or 0
+
+    def set(self, replicas: int) -> None:
+        """Patch spec.replicas."""
+        self.apps.patch_namespaced_deployment_scale(self.name, self.namespace, {"spec": {"replicas": replicas}})
+
+
+def post_event(body, kind: str, reason: str, message: str) -> None:
+    """Create a core/v1 Event about a PhashJob (Normal or Warning)."""
+    import datetime as dt  # noqa: PLC0415
+    import secrets  # noqa: PLC0415
+
+    meta = body["metadata"]
+    now = dt.datetime.now(dt.timezone.utc)
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name=f"{meta['name']}.{secrets.token_hex(6)}", namespace=meta["namespace"]),
+        involved_object=client.V1ObjectReference(api_version=body["apiVersion"], kind=body["kind"],
+                                                 name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
+        reason=reason, message=message[:1024], type=kind, first_timestamp=now, last_timestamp=now, count=1,
+        source=client.V1EventSource(component="phash-fleet-operator"), reporting_component="phash-fleet-operator",
+    )
+    client.CoreV1Api().create_namespaced_event(meta["namespace"], event)

@@ -1,0 +1,61 @@
+"""Start the operator: metrics server, Redis store, job engine, autoscaler thread, then kopf."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import kopf
+from prometheus_client import start_http_server
+
+from phashfleet.actors import send_batch
+from phashfleet.broker import make_broker
+from phashfleet.store import RedisJobStore
+from phashfleet_operator import handlers  # noqa: F401 - registers the kopf handlers
+from phashfleet_operator.config import OperatorConfig
+from phashfleet_operator.engine import JobEngine
+from phashfleet_operator.kube import WorkerScale, load_config
+from phashfleet_operator.runtime import RUNTIME
+
+log = logging.getLogger("phashfleet.operator")
+
+
+def _autoscaler(stop: threading.Event) -> None:
+    state: dict = {}
+    while not stop.wait(1.0):
+        try:
+            handlers.autoscale_once(state)
+        except Exception as exc:  # noqa: BLE001 - the next second tries again; errors are counted
+            handlers.metrics.RECONCILE_ERRORS.labels("autoscale").inc()
+            log.warning("autoscaler step failed: %s", exc)
+
+
+def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, health_port: int,
+        peering: str | None, priority: int) -> None:
+    """Run until stopped by a signal."""
+    load_config(kubeconfig)
+    config = OperatorConfig.from_env()
+    broker = make_broker()
+    store = RedisJobStore(broker.client)
+    worker_ns = config.worker_namespace or namespace or os.environ.get("POD_NAMESPACE") or "default"
+    scale = WorkerScale(config.worker_deployment, worker_ns) if config.autoscaling == "operator" else None
+
+    def worker_count() -> int:
+        current = scale.current() if scale else None
+        return max(1, current[1]) if current else 1
+
+    RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
+    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, worker_count)
+    start_http_server(metrics_port)
+    stop = threading.Event()
+    if scale:
+        threading.Thread(target=_autoscaler, args=(stop,), name="autoscaler", daemon=True).start()
+    try:
+        kopf.run(
+            standalone=peering is None, peering_name=peering, priority=priority,
+            namespaces=[namespace] if namespace else [], clusterwide=namespace is None,
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+        )
+    finally:
+        stop.set()

@@ -1,0 +1,63 @@
+"""Plain decisions the handlers act on: who may enqueue now, how many workers, which phase."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from phashfleet.jobspec import JobSpec
+from phashfleet.store import JobSnapshot
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def job_id(namespace: str, name: str, uid: str) -> str:
+    """The id a PhashJob's state has in Redis: readable, and new for a re-created job of the same name."""
+    return f"{namespace}.{name}.{uid[:8]}"
+
+
+def grant(rank: int, waiting_ranks: list[int], queued: int, capacity: int) -> int:
+    """How many new batches a job of priority `rank` may enqueue now.
+
+    The queue holds at most `capacity` unstarted batches; while a job of higher priority is waiting
+    for room, lower ones get none, so a high job overtakes a large low one as soon as room frees up.
+    """
+    if any(other > rank for other in waiting_ranks):
+        return 0
+    return max(0, capacity - queued)
+
+
+def backlog_batches(snap: JobSnapshot, batch_size: int) -> int:
+    """Batches of a job still to hash: in flight plus not yet handed out."""
+    if not snap.exists:
+        return 0
+    remaining_files = max(0, snap.total - snap.listed) if not snap.listing_done else 0
+    return snap.inflight + math.ceil(remaining_files / max(1, batch_size))
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """The replicas to set, and since when the fleet has been idle (None while busy)."""
+
+    replicas: int
+    idle_since: float | None
+
+
+def desired_replicas(backlog: int, *, current: int, per_worker: int, minimum: int, maximum: int,
+                     idle_since: float | None, now: float, cooldown: float) -> ScaleDecision:
+    """Workers for `backlog` batches: between min and max, never 0 while work remains, 0 only after
+    `cooldown` seconds idle."""
+    if backlog > 0:
+        wanted = math.ceil(backlog / max(1, per_worker))
+        return ScaleDecision(max(1, minimum, min(maximum, wanted)), None)
+    idle_since = now if idle_since is None else idle_since
+    if now - idle_since >= cooldown:
+        return ScaleDecision(minimum, idle_since)
+    return ScaleDecision(max(current, minimum), idle_since)
+
+
+def phase_for(snap: JobSnapshot, spec: JobSpec) -> str:
+    """Running, Suspended or Succeeded from what Redis says (Failed is decided by the caller)."""
+    if snap.finished:
+        return "Succeeded"
+    return "Suspended" if spec.suspend else "Running"

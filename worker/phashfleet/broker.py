@@ -1,0 +1,52 @@
+"""The Dramatiq Redis broker and a redis-py client, configured from the environment.
+
+PHASHFLEET_REDIS_URL names the server (redis://host:port/db) and PHASHFLEET_REDIS_PASSWORD carries
+the password separately (from a Secret in the chart), so it never sits in a URL that gets logged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+REDIS_URL_ENV = "PHASHFLEET_REDIS_URL"
+REDIS_PASSWORD_ENV = "PHASHFLEET_REDIS_PASSWORD"
+#: A SIGKILLed worker's unacked messages come back after this long without its heartbeat (ms).
+HEARTBEAT_TIMEOUT_MS = 15_000
+#: Dramatiq runs its maintenance (which gives dead workers' messages back) on this share of commands,
+#: out of 1000; higher than its default so recovery does not wait for luck.
+MAINTENANCE_CHANCE = 50
+
+
+class RedisNotConfigured(RuntimeError):
+    """PHASHFLEET_REDIS_URL is not set."""
+
+
+def redis_client(url: str | None = None, password: str | None = None) -> redis.Redis:
+    """A redis-py client for the configured server (password from the environment unless given)."""
+    url = url or os.environ.get(REDIS_URL_ENV)
+    if not url:
+        raise RedisNotConfigured(f"set {REDIS_URL_ENV} (and {REDIS_PASSWORD_ENV}) to reach Redis")
+    password = password if password is not None else os.environ.get(REDIS_PASSWORD_ENV) or None
+    return redis.Redis.from_url(url, password=password, socket_timeout=30, socket_connect_timeout=10,
+                                health_check_interval=30, retry_on_timeout=True)
+
+
+def make_broker(client: redis.Redis | None = None, *, prometheus: bool = False) -> RedisBroker:
+    """Build the Redis broker (Dramatiq's default middleware, plus its Prometheus one for workers)."""
+    broker = RedisBroker(client=client or redis_client(), heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+                         maintenance_chance=MAINTENANCE_CHANCE)
+    if prometheus:
+        from dramatiq.middleware.prometheus import Prometheus  # noqa: PLC0415 - sets up multiprocess files
+
+        broker.add_middleware(Prometheus())
+    return broker
+
+
+def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
+    """Make `broker` the global one that actors are declared on."""
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,100 @@
+"""Handing out a job's batches through a bounded window, and handing overdue ones out again.
+
+The same functions drive the operator (Dramatiq messages on Redis) and `phashfleet run`; the
+listing is streamed and resumed by position, so no job's full file list is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from phashfleet.jobspec import JobSpec
+from phashfleet.sources import iter_source
+from phashfleet.store import JobSnapshot
+
+#: Seconds a worker's lease on a batch lasts past the per-file timeout; renewed after every file.
+LEASE_MARGIN = 15.0
+#: Seconds an unstarted batch may wait in the queue before it is sent again (the queue may have lost it).
+QUEUE_GRACE = 120.0
+
+Send = Callable[[str, int], None]
+
+
+def lease_seconds(timeout_seconds: float) -> float:
+    """How long a worker's lease on a batch lasts: longer than one file may take."""
+    return timeout_seconds + LEASE_MARGIN
+
+
+@dataclass
+class ListingCursor:
+    """A streaming listing positioned at `position` files from the start (resumable after a restart)."""
+
+    spec: JobSpec
+    allowed_roots: tuple[str, ...]
+    position: int = 0
+    _iterator: Iterator[str] | None = field(default=None, repr=False)
+
+    def take(self, start: int, count: int) -> list[str]:
+        """Return up to `count` files starting at listing position `start`."""
+        if self._iterator is None or start != self.position:
+            self._iterator = itertools.islice(iter_source(self.spec.source, self.allowed_roots), start, None)
+            self.position = start
+        files = list(itertools.islice(self._iterator, count))
+        self.position += len(files)
+        return files
+
+
+def count_files(spec: JobSpec, allowed_roots: tuple[str, ...]) -> int:
+    """Count the files a source lists, streaming (nothing is kept)."""
+    return sum(1 for _ in iter_source(spec.source, allowed_roots))
+
+
+@dataclass
+class TickResult:
+    """What one dispatch tick did for a job."""
+
+    handed_out: int = 0
+    resent: list[int] = field(default_factory=list)
+
+
+def dispatch_tick(store, job_id: str, spec: JobSpec, cursor: ListingCursor, send: Send, *, now: float,
+                  room: int, window: int, queue_grace: float = QUEUE_GRACE) -> TickResult:
+    """Send overdue batches again, then hand out new batches while the job's window and `room` allow.
+
+    `room` is how many new messages the global dispatcher grants this job now (priority decides);
+    `window` caps the job's batches in flight at once.
+    """
+    result = TickResult(resent=resend_overdue(store, job_id, send, now=now, queue_grace=queue_grace))
+    snap: JobSnapshot = store.snapshot(job_id)
+    if not snap.exists or snap.listing_done or spec.suspend:
+        return result
+    free = min(room, window - snap.inflight)
+    batch_id, listed = snap.next_batch, snap.listed
+    while free > 0:
+        files = cursor.take(listed, spec.batch_size)
+        exhausted = len(files) < spec.batch_size or listed + len(files) >= snap.total
+        if not files:
+            store.mark_listing_done(job_id)
+            break
+        if store.hand_out(job_id, batch_id, files, now, exhausted):
+            send(job_id, batch_id)
+            result.handed_out += 1
+        if exhausted:
+            break
+        batch_id, listed, free = batch_id + 1, listed + len(files), free - 1
+    return result
+
+
+def resend_overdue(store, job_id: str, send: Send, *, now: float, queue_grace: float) -> list[int]:
+    """Send again every batch whose lease ran out or that waited unstarted longer than `queue_grace`.
+
+    With `queue_grace=0` this sends every batch no worker holds, as a resume needs.
+    """
+    resent = []
+    for batch_id in store.overdue(job_id, now, queue_grace=queue_grace):
+        store.rearm(job_id, batch_id, now)
+        send(job_id, batch_id)
+        resent.append(batch_id)
+    return resent
