@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import uuid
 
 import click
+import redis
 
 from phashfleet.access import is_local, local_path
 from phashfleet.jobspec import SpecError, load_manifest, parse_spec
@@ -57,7 +59,10 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
     source = {**spec.source}
     if source.get("uri") and is_local(source["uri"]) and not os.path.isabs(local_path(source["uri"])):
         source["uri"] = os.path.join(base, local_path(source["uri"]))  # relative to the manifest
-    spec = type(spec)(**{**spec.__dict__, "source": source})
+    output = dict(spec.output) if spec.output else None
+    if output and is_local(output["uri"]) and not os.path.isabs(local_path(output["uri"])):
+        output["uri"] = os.path.join(base, local_path(output["uri"]))
+    spec = dataclasses.replace(spec, source=source, output=output)
     roots = default_roots(source) + tuple(os.path.abspath(r) for r in allow_roots)
     output_roots = None
     if spec.output and is_local(spec.output["uri"]):
@@ -74,6 +79,8 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
     except SourceError as exc:
         click.echo(json.dumps({"phase": "Failed", "reason": "SourceUnavailable", "message": str(exc)}, indent=2))
         sys.exit(1)
+    except redis.RedisError as exc:
+        raise click.ClickException(f"cannot use Redis at {redis_url}: {exc}") from exc
     finally:
         if bar:
             bar.stop()
