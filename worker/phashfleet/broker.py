@@ -16,9 +16,9 @@ REDIS_URL_ENV = "PHASHFLEET_REDIS_URL"
 REDIS_PASSWORD_ENV = "PHASHFLEET_REDIS_PASSWORD"
 #: A SIGKILLed worker's unacked messages come back after this long without its heartbeat (ms).
 HEARTBEAT_TIMEOUT_MS = 15_000
-#: Dramatiq runs its maintenance (which gives dead workers' messages back) on this share of commands,
-#: out of 1000; higher than its default so recovery does not wait for luck.
-MAINTENANCE_CHANCE = 50
+#: Dramatiq runs its maintenance (which gives dead workers' messages back) on this many commands out of
+#: a million: 1%, far above its default, so recovery after a SIGKILL does not wait for luck.
+MAINTENANCE_CHANCE = 10_000
 
 
 class RedisNotConfigured(RuntimeError):

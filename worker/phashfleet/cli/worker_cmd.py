@@ -30,7 +30,10 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
     prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="phashfleet-prom-")
     os.makedirs(prom_dir, exist_ok=True)
     os.environ.update({"PROMETHEUS_MULTIPROC_DIR": prom_dir, "dramatiq_prom_db": prom_dir,
-                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": "0.0.0.0"})
+                       "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": "0.0.0.0",
+                       # A worker holds only the batches it is hashing, so a killed one strands nothing
+                       # unstarted: its leased batches come back when the lease runs out.
+                       "dramatiq_queue_prefetch": str(threads)})
     argv = [sys.executable, "-m", "dramatiq", "phashfleet.worker_app", "--queues", QUEUE,
             "--processes", str(processes), "--threads", str(threads),
             "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
