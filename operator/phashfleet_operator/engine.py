@@ -39,6 +39,7 @@ class JobEngine:
         self.config = config
         self.worker_count = worker_count
         self.jobs: dict[str, JobMemory] = {}
+        self.phases: dict[str, str] = {}  # every job this operator has seen, for the jobs-by-phase gauge
         self._lock = threading.Lock()
 
     def _memory(self, job_id: str, spec: JobSpec) -> JobMemory:
@@ -47,10 +48,12 @@ class JobEngine:
                 self.jobs[job_id] = JobMemory(ListingCursor(spec, self.config.allowed_roots), rank=spec.priority_rank)
             return self.jobs[job_id]
 
-    def forget(self, job_id: str) -> None:
-        """Drop a job's memory (deleted or finished)."""
+    def forget(self, job_id: str, *, deleted: bool = False) -> None:
+        """Drop a job's working memory (finished), or everything about it (deleted)."""
         with self._lock:
             self.jobs.pop(job_id, None)
+            if deleted:
+                self.phases.pop(job_id, None)
 
     def ensure_state(self, job_id: str, spec: JobSpec) -> bool:
         """Create the job's Redis state if it has none (first start, or Redis lost it); True if created."""
@@ -102,8 +105,10 @@ class JobEngine:
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
             emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
-        elif previous_phase != phase and phase in ("Running", "Suspended") and previous_phase is not None:
-            emit("Normal", "Resumed" if phase == "Running" else "Suspended", message)
+        elif phase == "Suspended" and previous_phase != "Suspended":
+            emit("Normal", "Suspended", message)
+        elif phase == "Running" and previous_phase == "Suspended":
+            emit("Normal", "Resumed", "spec.suspend is false; handing out batches again")
         rate = memory.rate.update(snap.done_files)
         new = job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
                          failures=self.store.failures(job_id), previous=status, extra=extra)
@@ -127,8 +132,14 @@ class JobEngine:
             total += backlog_batches(snap, batch)
         return total
 
-    @staticmethod
-    def _export(job_id: str, snap, phase: str) -> None:
+    def _export(self, job_id: str, snap, phase: str) -> None:
+        with self._lock:
+            self.phases[job_id] = phase
+            by_phase = {p: 0 for p in ("Pending", "Running", "Suspended", "Succeeded", "Failed")}
+            for known in self.phases.values():
+                by_phase[known] += 1
+        for known, count in by_phase.items():
+            metrics.JOBS.labels(known).set(count)
         namespace, name = job_id.split(".")[:2]
         metrics.JOB_PROGRESS.labels(namespace, name).set(snap.done_files / snap.total if snap.total else 1.0)
         metrics.INFLIGHT_BATCHES.labels(namespace, name).set(snap.inflight)

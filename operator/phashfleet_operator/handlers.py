@@ -93,7 +93,7 @@ def tick(spec, status, namespace, name, uid, body, meta, patch, **_) -> None:
 def delete(namespace, name, uid, **_) -> None:
     """Stop the job's work: its state goes, so queued messages for it are dropped by workers."""
     jid = job_id(namespace, name, uid)
-    RUNTIME.engine.forget(jid)
+    RUNTIME.engine.forget(jid, deleted=True)
     RUNTIME.store.delete(jid)
 
 

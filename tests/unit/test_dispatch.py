@@ -1,0 +1,78 @@
+"""Hand-out through a bounded window, resumable listing and overdue resends, on the in-memory store."""
+
+from __future__ import annotations
+
+from phashfleet.dispatch import ListingCursor, dispatch_tick
+from phashfleet.jobspec import parse_spec
+from phashfleet.memstore import MemoryJobStore
+from phashfleet.records import make_record
+
+
+def _job(tmp_path, files: int, batch: int):
+    for i in range(files):
+        (tmp_path / f"f{i:03d}.jpg").write_bytes(b"x")
+    spec = parse_spec({"source": {"uri": str(tmp_path)}, "batchSize": batch})
+    store = MemoryJobStore()
+    store.create("j", spec.hash_settings(), files)
+    return spec, store, ListingCursor(spec, (str(tmp_path),))
+
+
+def _finish(store, batch_id):
+    files = store.start_batch("j", batch_id, 1e18)
+    records = [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files]
+    store.record("j", batch_id, records, finish=True)
+
+
+def test_window_bounds_batches_in_flight(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=25, batch=4)
+    sent = []
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=0, room=100, window=3)
+    assert sent == [0, 1, 2] and store.snapshot("j").inflight == 3
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=1, room=100, window=3)
+    assert sent == [0, 1, 2], "a full window hands out nothing more"
+    _finish(store, 0)
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=2, room=100, window=3)
+    assert sent == [0, 1, 2, 3]
+
+
+def test_every_file_handed_out_once_and_listing_ends(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=10, batch=4)
+    sent = []
+    while not store.snapshot("j").finished:
+        dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=0, room=2, window=2)
+        for batch_id in list(store.jobs["j"]["inflight"]):
+            _finish(store, batch_id)
+    snap = store.snapshot("j")
+    assert sent == [0, 1, 2] and snap.ok == 10 and snap.listing_done
+
+
+def test_a_new_cursor_resumes_where_hand_out_stopped(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=12, batch=4)
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: None, now=0, room=1, window=5)
+    fresh = ListingCursor(spec, (str(tmp_path),))  # as after an operator restart
+    dispatch_tick(store, "j", spec, fresh, lambda j, b: None, now=0, room=1, window=5)
+    batches = store.jobs["j"]["batches"]
+    assert [p.rsplit("/", 1)[1] for p in batches[1]] == ["f004.jpg", "f005.jpg", "f006.jpg", "f007.jpg"]
+
+
+def test_overdue_batches_are_sent_again(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=8, batch=4)
+    sent = []
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=0, room=2, window=2)
+    store.start_batch("j", 0, lease_deadline=10)  # a worker took batch 0, then died
+    result = dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=11, room=2, window=2,
+                           queue_grace=100)
+    assert result.resent == [0]
+    result = dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=200, room=2, window=2,
+                           queue_grace=100)
+    assert sorted(result.resent) == [0, 1], "unstarted batches come back after the queue grace"
+
+
+def test_records_count_once(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=4, batch=4)
+    dispatch_tick(store, "j", spec, cursor, lambda j, b: None, now=0, room=1, window=1)
+    files = store.start_batch("j", 0, 1e18)
+    records = [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files]
+    assert store.record("j", 0, records[:2], finish=False) == 2
+    assert store.record("j", 0, records, finish=True) == 2
+    assert store.snapshot("j").ok == 4
