@@ -18,6 +18,9 @@ from phashfleet.store import JobSnapshot
 LEASE_MARGIN = 15.0
 #: Seconds an unstarted batch may wait in the queue before it is sent again (the queue may have lost it).
 QUEUE_GRACE = 120.0
+#: ... and when the queue is empty, so the batch cannot be waiting in it: a worker lost the message
+#: (Redis restarted under it, say). Workers prefetch only what they hash, and take a lease at once.
+EMPTY_QUEUE_GRACE = 10.0
 
 Send = Callable[[str, int], None]
 
@@ -44,6 +47,11 @@ class ListingCursor:
         files = list(itertools.islice(self._iterator, count))
         self.position += len(files)
         return files
+
+
+def queue_grace_for(queue_length: int) -> float:
+    """How long an unstarted batch may wait before it is sent again, given the broker queue's length."""
+    return EMPTY_QUEUE_GRACE if queue_length == 0 else QUEUE_GRACE
 
 
 def count_files(spec: JobSpec, allowed_roots: tuple[str, ...]) -> int:

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any
 
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick
+from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, queue_grace_for
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
 from phashfleet.status import RateMeter, job_status, now_iso
@@ -85,8 +85,11 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
 
 
 def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *, jobs: int | None = None,
-                   progress: Progress | None = None, output_roots=None) -> RunResult:
-    """Hash the job with real worker processes on a Redis broker; return the final status."""
+                   progress: Progress | None = None, output_roots=None, start_workers: bool = True) -> RunResult:
+    """Hash the job with real worker processes on a Redis broker; return the final status.
+
+    With `start_workers=False` no workers are started: ones already running on that Redis hash the job.
+    """
     from phashfleet.actors import send_batch  # noqa: PLC0415
     from phashfleet.broker import make_broker, redis_client  # noqa: PLC0415
     from phashfleet.store import RedisJobStore  # noqa: PLC0415
@@ -101,24 +104,25 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
     env = {**os.environ, "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots)}
     workers = jobs or os.cpu_count() or 1
     proc = subprocess.Popen([sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(workers),
-                             "--metrics-port", "0"], env=env)
+                             "--metrics-port", "0"], env=env) if start_workers else None
     cursor = ListingCursor(spec, roots)
     meter = RateMeter()
     try:
         while True:
             dispatch_tick(store, job_id, spec, cursor, lambda j, b: send_batch(broker, j, b), now=time.time(),
-                          room=workers * 2, window=workers * 2)
+                          room=workers * 2, window=workers * 2, queue_grace=queue_grace_for(store.queue_length()))
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
             if snap.finished:
                 break
-            if proc.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"worker processes exited with code {proc.returncode}")
             time.sleep(0.2)  # a progress refresh interval, not a wait for a condition
         return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(snap.done_files),
                                        output_roots))
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=60)
         store.expire(job_id, spec.ttl_seconds)
