@@ -47,7 +47,7 @@ class SourceError(Exception):
     reason = "SourceError"
 
     def __init__(self, uri: str, detail: str) -> None:
-        super().__init__(f"source {uri!r}: {detail}")
+        super().__init__(f"source {uri!r}: {detail}" if uri else f"source: {detail}")
         self.uri = uri
         self.detail = detail
 
@@ -98,8 +98,12 @@ def iter_source(
       storage_options(dict): extra fsspec options for remote filesystems (e.g. `endpoint_url`).
       on_error(callable): told about subdirectories that could not be entered; default logs.
 
-    Raises SourceError (a subclass naming the cause) when the uri itself cannot be listed; a
-    network failure part-way through a remote walk raises SourceNetworkError as well.
+    `files` entries skip the globs and are not confined here (the worker refuses, as a failed
+    record, one outside the roots); relative ones hang off `uri`; a file listed under `uri` too
+    is yielded once.
+
+    Raises SourceError (a subclass naming the cause) at the call when the uri itself cannot be
+    listed; a network failure part-way through a remote walk raises SourceNetworkError.
     """
     uri = source.get("uri") or None
     files = [str(f) for f in source.get("files") or ()]
@@ -107,8 +111,8 @@ def iter_source(
         raise SourceSpecError("", "needs a uri or a files list")
     roots = tuple(allowed_roots) if allowed_roots is not None else allowed_roots_from_env()
     matcher = GlobMatcher(source.get("include"), source.get("exclude") or ())
-    # Opens the source before anything is yielded, so a bad uri fails the listing at once.
-    walker = _walker_for(str(uri), roots, dict(storage_options or {})) if uri else None
+    # Lists the top folder before anything is yielded, so a bad uri fails here, not mid-stream.
+    walker = _walker_for(str(uri), roots, dict(storage_options or {})).prime() if uri else None
     return _iter(files, uri, walker, matcher, on_error or _log_error)
 
 
@@ -214,6 +218,13 @@ class _Walker:
     top: str
     lister: _Lister
     single_file: bool = False
+    top_listing: tuple[list[str], list[str]] | None = None
+
+    def prime(self) -> _Walker:
+        """List the top folder now, so that a missing or unreadable source fails at once."""
+        if not self.single_file:
+            self.top_listing = _wrap_errors(self.uri, self.lister.listdir, self.top)
+        return self
 
     def walk(self, matcher: GlobMatcher, on_error: ErrorHandler) -> Iterator[str]:
         """Yield matching file references under `top` in the documented order."""
@@ -224,7 +235,8 @@ class _Walker:
         stack: list[_Frame] = []
         active: set[object] = set()  # keys of the folders on the stack: a repeat is a loop
         frame: _Frame | None = _Frame(self.top, "", _wrap_errors(self.uri, lister.enter, self.top))
-        files, dirs = _wrap_errors(self.uri, lister.listdir, self.top)
+        files, dirs = self.top_listing or _wrap_errors(self.uri, lister.listdir, self.top)
+        self.top_listing = None
         while frame is not None:
             for name in files:
                 if matcher.wants_file(frame.rel + lister.rel_name(name)):
@@ -412,8 +424,9 @@ def _filesystem(uri: str, protocol: str, storage_options: dict[str, Any]):
     except ImportError as exc:
         extra = "s3" if protocol == "s3" else "http"
         raise SourceSpecError(uri, f"needs the {extra!r} extra: pip install 'phash-fleet[{extra}]' ({exc})") from exc
-    # A listings cache would keep every folder ever listed: the whole source, in memory.
-    options = {"use_listings_cache": False, "skip_instance_cache": True, **storage_options}
+    # A listings cache would keep every folder ever listed: the whole source, in memory. The
+    # instance itself (and its client) is reused by fsspec across listings with the same options.
+    options = {"use_listings_cache": False, **storage_options}
     return cls(**options)
 
 
@@ -433,7 +446,6 @@ def _http_walker(uri: str, storage_options: dict[str, Any]) -> _Walker:
         if info.get("mimetype") != "text/html" and not final.endswith("/"):
             return _Walker(uri, uri, lister, single_file=True)
         uri = final if final.endswith("/") else final + "/"
-    _wrap_errors(uri, fs.ls, uri)  # fail now, not at the first next(), when the page is missing
     return _Walker(uri, uri, lister)
 
 
@@ -447,11 +459,15 @@ def _classify(uri: str, exc: BaseException) -> SourceError:
         return SourceOutsideRootsError(uri, str(exc))
     if isinstance(exc, (FileNotFoundError, NotADirectoryError)) or status == 404:
         return SourceNotFoundError(uri, detail)
-    if isinstance(exc, PermissionError) or status in (401, 403):
+    if isinstance(exc, PermissionError) or status in (401, 403) or type(exc).__name__ in _CREDENTIAL_ERRORS:
         return SourcePermissionError(uri, detail)
     if _is_network_error(exc):
         return SourceNetworkError(uri, detail)
     return SourceError(uri, detail)
+
+
+#: botocore's names for missing or unusable credentials: a permission problem, not a network one.
+_CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
 
 
 def _is_network_error(exc: BaseException) -> bool:
