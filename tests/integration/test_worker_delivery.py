@@ -51,13 +51,13 @@ def workers(redis_env, photos, tmp_path):
 class Driver:
     """Plays the operator's part for one job: hands out batches and resends overdue ones."""
 
-    def __init__(self, redis_env, photos: Path, *, batch_size: int = 10, timeout: int = 60) -> None:
+    def __init__(self, redis_env, photos: Path, *, batch_size: int = 10, timeout: int = 60, name: str = "job") -> None:
         client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
         self.broker = make_broker(client)
         self.store = RedisJobStore(client)
         self.spec = parse_spec({"source": {"uri": str(photos)}, "batchSize": batch_size, "timeoutSeconds": timeout})
         self.roots = (str(photos),)
-        self.job_id = f"test.job.{os.getpid()}"
+        self.job_id = f"test.{name}.{os.getpid()}"
         self.store.create(self.job_id, self.spec.hash_settings(), count_files(self.spec, self.roots))
         self.cursor = ListingCursor(self.spec, self.roots)
         self.resent: list[int] = []
@@ -120,3 +120,18 @@ def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, wo
     assert driver.store.client.hlen(results_key) == 60
     print(f"\nrecovered from SIGKILL and finished in {recovery:.1f}s (lease = timeout 5s + 15s margin)")
     assert recovery < 5 + 15 + 60
+
+
+def test_a_rerun_serves_unchanged_files_from_the_cache(redis_env, photos, workers, tmp_path):
+    workers()
+    first = Driver(redis_env, photos, batch_size=30, name="first")
+    assert first.run_until_finished().ok == 60
+    changed = photos / "p07.jpg"
+    photo_like(1200, 900, seed=999).save(changed, quality=85)  # new content, new mtime and ctime
+    second = Driver(redis_env, photos, batch_size=30, name="second")
+    assert second.run_until_finished().ok == 60
+    records = {r["path"]: r for r in second.store.iter_results(second.job_id)}
+    cached = {p for p, r in records.items() if r.get("cached")}
+    assert cached == set(records) - {str(changed)}
+    before = {r["path"]: r["hash"] for r in first.store.iter_results(first.job_id)}
+    assert records[str(changed)]["hash"] != before[str(changed)]

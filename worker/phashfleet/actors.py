@@ -12,6 +12,7 @@ from dramatiq.middleware import Shutdown
 
 from phashfleet import keys, metrics
 from phashfleet.access import allowed_roots_from_env
+from phashfleet.cached import hash_with_cache
 from phashfleet.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.store import RedisJobStore
@@ -61,7 +62,8 @@ class BatchHasher:
         last_flush = last_file = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
         try:
-            for record in hash_many(files, hash_settings):
+            fresh = lambda misses: hash_many(misses, hash_settings)  # noqa: E731
+            for record in hash_with_cache(self.store.client, files, settings, self.allowed_roots, fresh):
                 now = time.monotonic()
                 metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
                 last_file = now
