@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 
@@ -37,4 +38,7 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
     argv = [sys.executable, "-m", "dramatiq", "phashfleet.worker_app", "--queues", QUEUE,
             "--processes", str(processes), "--threads", str(threads),
             "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
+    # Hold SIGTERM/SIGINT until Dramatiq has its handlers in place (it unblocks them then): a pod stopped
+    # while still starting shuts down gracefully instead of dying by the signal. The mask survives exec.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     os.execv(sys.executable, argv)
