@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -53,6 +54,8 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 60
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    # How long a silent peer (a killed replica) keeps the others paused before they take over.
+    settings.peering.lifetime = int(os.environ.get("PHASHFLEET_PEERING_LIFETIME", "60"))
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
