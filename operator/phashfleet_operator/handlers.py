@@ -56,6 +56,8 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10]
     # How long a silent peer (a killed replica) keeps the others paused before they take over.
     settings.peering.lifetime = int(os.environ.get("PHASHFLEET_PEERING_LIFETIME", "60"))
+    # A namespaced operator's RBAC cannot list namespaces or CRDs cluster-wide; don't make kopf try.
+    settings.scanning.disabled = RUNTIME.namespaced
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -9,6 +9,7 @@ import threading
 import kopf
 from prometheus_client import start_http_server
 
+from phashfleet import metrics
 from phashfleet.actors import send_batch
 from phashfleet.broker import make_broker
 from phashfleet.store import RedisJobStore
@@ -21,13 +22,21 @@ from phashfleet_operator.runtime import RUNTIME
 log = logging.getLogger("phashfleet.operator")
 
 
-def _autoscaler(stop: threading.Event) -> None:
+def _housekeeping(stop: threading.Event) -> None:
+    """Every second: check Redis (the RedisDown alert's gauge) and, in operator mode, autoscale."""
     state: dict = {}
     while not stop.wait(1.0):
         try:
+            metrics.REDIS_UP.set(1 if RUNTIME.store.client.ping() else 0)
+        except Exception:  # noqa: BLE001 - any failure to reach Redis is "down"
+            metrics.REDIS_UP.set(0)
+            continue
+        if RUNTIME.scale is None:
+            continue
+        try:
             handlers.autoscale_once(state)
         except Exception as exc:  # noqa: BLE001 - the next second tries again; errors are counted
-            handlers.metrics.RECONCILE_ERRORS.labels("autoscale").inc()
+            metrics.RECONCILE_ERRORS.labels("autoscale").inc()
             log.warning("autoscaler step failed: %s", exc)
 
 
@@ -46,11 +55,11 @@ def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, hea
         return max(1, current[1]) if current else 1
 
     RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
+    RUNTIME.namespaced = namespace is not None
     RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, worker_count)
     start_http_server(metrics_port)
     stop = threading.Event()
-    if scale:
-        threading.Thread(target=_autoscaler, args=(stop,), name="autoscaler", daemon=True).start()
+    threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()
     try:
         kopf.run(
             standalone=peering is None, peering_name=peering, priority=priority,

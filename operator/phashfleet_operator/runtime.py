@@ -14,6 +14,7 @@ class Runtime:
     engine: Any = None
     config: Any = None
     scale: Any = None
+    namespaced: bool = False
 
 
 RUNTIME = Runtime()

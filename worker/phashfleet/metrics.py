@@ -1,6 +1,7 @@
 """Every `phashfleet_` Prometheus metric, defined once; names and labels are part of the API.
 
-Labels stay low-cardinality: a job name, an algorithm, a result, a reason *code* (the part of a
+Labels stay low-cardinality: a job name (workers: "<namespace>.<name>"; the operator: separate
+`namespace` and `job` labels), an algorithm, a result, a reason *code* (the part of a
 record's reason before the first colon), a queue, a handler, a phase. Never a file path.
 
 Worker processes run under prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, an
@@ -78,6 +79,10 @@ JOB_FILES = Gauge(
     "phashfleet_job_files",
     "A job's file counts by state (total, succeeded, failed, skipped).",
     ["namespace", "job", "state"],
+)
+REDIS_UP = Gauge(
+    "phashfleet_redis_up",
+    "1 when the operator's last Redis round trip (PING) succeeded, else 0; the RedisDown alert reads it.",
 )
 RECONCILE_ERRORS = Counter(
     "phashfleet_reconcile_errors_total",

@@ -17,6 +17,7 @@ class HashFormatError(ValueError):
         super().__init__(f"hash #{index} {value!r}: {problem}")
         self.index = index
         self.value = value
+        self.problem = problem
 
 
 def words_for(hex_len: int) -> int:
@@ -32,12 +33,12 @@ def parse_hex(hashes: Sequence[str], hex_len: int | None = None, *, first_index:
     """
     if hex_len is None:
         hex_len = len(hashes[0]) if len(hashes) else 1
-    if hex_len < 1:
-        raise HashFormatError(first_index, hashes[0] if len(hashes) else "", "empty hash")
     words = words_for(hex_len)
     n = len(hashes)
     if n == 0:
         return np.zeros((0, words), dtype=np.uint64)
+    if hex_len < 1:
+        _raise_first_bad(hashes, hex_len, first_index)
     if any(not isinstance(h, str) or len(h) != hex_len for h in hashes):
         _raise_first_bad(hashes, hex_len, first_index)
     pad = "0" * (words * _HEX_PER_WORD - hex_len)
@@ -57,6 +58,8 @@ def _raise_first_bad(hashes: Sequence[str], hex_len: int, first_index: int) -> N
     for i, h in enumerate(hashes):
         if not isinstance(h, str):
             raise HashFormatError(first_index + i, h, "not a string")
+        if not h:
+            raise HashFormatError(first_index + i, h, "empty hash")
         if len(h) != hex_len:
             raise HashFormatError(first_index + i, h, f"{len(h)} hex digits, expected {hex_len} like the others")
         if not set(h) <= digits:
@@ -64,20 +67,16 @@ def _raise_first_bad(hashes: Sequence[str], hex_len: int, first_index: int) -> N
     raise AssertionError("no malformed hash found")  # pragma: no cover
 
 
-if hasattr(np, "bitwise_count"):
+def popcount_swar(x: np.ndarray) -> np.ndarray:
+    """Number of set bits of each uint64 element (as uint8), by parallel bit sums (numpy < 2.0)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.uint8)
 
-    def popcount(x: np.ndarray) -> np.ndarray:
-        """Number of set bits of each uint64 element (as uint8)."""
-        return np.bitwise_count(x)
 
-else:  # numpy < 2.0
-
-    def popcount(x: np.ndarray) -> np.ndarray:
-        """Number of set bits of each uint64 element (as uint8)."""
-        x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-        x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-        x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-        return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.uint8)
+#: Number of set bits of each uint64 element.
+popcount = getattr(np, "bitwise_count", popcount_swar)
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

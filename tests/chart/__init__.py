@@ -1,0 +1,1 @@
+"""Tests of the Helm chart, its dashboards and alerts, rendered by the real `helm`."""

@@ -1,0 +1,115 @@
+"""The Grafana dashboards: generated JSON is checked in (and in the chart), panels are sound, every query is valid."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from chart.promql import metric_problems, promtool_check_exprs
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATOR = ROOT / "dashboards" / "generate.py"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("dashboards_generate", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+RENDERED = GEN.render()
+
+
+def panels(name: str) -> list[dict]:
+    """The panels of a generated dashboard."""
+    return json.loads(RENDERED[name])["panels"]
+
+
+def exprs(name: str) -> list[str]:
+    """Every PromQL query of a dashboard's panels."""
+    return [t["expr"] for p in panels(name) for t in p["targets"]]
+
+
+@pytest.mark.parametrize("folder", ["dashboards", "charts/phash-fleet/dashboards"])
+def test_checked_in_json_is_what_the_generator_makes(folder):
+    """Fails after an edit of the generator without a rerun: python dashboards/generate.py"""
+    out = ROOT / folder
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(RENDERED)
+    for name, text in RENDERED.items():
+        assert (out / name).read_text() == text, f"{folder}/{name} is stale; run python dashboards/generate.py"
+
+
+def test_generator_writes_the_files(tmp_path):
+    """main() writes every dashboard into each folder it is given."""
+    GEN.main((tmp_path / "a", tmp_path / "b"))
+    for name, text in RENDERED.items():
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text() == text
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_panels_are_well_formed(name):
+    """Unique ids, on-grid non-overlapping positions, a title and at least one query each, unique uid."""
+    ps = panels(name)
+    ids = [p["id"] for p in ps]
+    assert len(ids) == len(set(ids))
+    cells = set()
+    for p in ps:
+        assert p["title"] and p["targets"], p
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"panel {p['title']!r} overlaps another"
+                cells.add((x, y))
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in p["targets"])
+        assert len({t["refId"] for t in p["targets"]}) == len(p["targets"])
+
+
+def test_dashboards_have_distinct_uids():
+    uids = [json.loads(t)["uid"] for t in RENDERED.values()]
+    assert len(uids) == len(set(uids))
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_every_query_uses_known_metrics_and_labels(name):
+    """Metric names come from phashfleet.metrics or Dramatiq's middleware, with labels they really have."""
+    problems = [p for e in exprs(name) for p in metric_problems(e)]
+    assert problems == []
+
+
+def test_every_query_parses(tmp_path):
+    """promtool parses every query of every panel (Grafana variables replaced by sample values)."""
+    everything = [e for name in RENDERED for e in exprs(name)]
+    variables = [re.sub(r"^label_values\((.*), \w+\)$", r"\1", v["query"]["query"])
+                 for name in RENDERED for v in json.loads(RENDERED[name])["templating"]["list"] if v["type"] == "query"]
+    promtool_check_exprs(everything + variables, tmp_path)
+
+
+def test_fleet_overview_covers_what_operators_watch():
+    """Throughput, backlog, workers desired vs current, latency p50/p90/p99, failures by reason."""
+    text = " ".join(exprs("fleet-overview.json"))
+    for needle in ("rate(phashfleet_files_processed_total", "phashfleet_queue_backlog",
+                   "phashfleet_worker_replicas_desired", "phashfleet_worker_replicas_current",
+                   "histogram_quantile(0.5, sum by (le) (rate(phashfleet_hash_duration_seconds_bucket",
+                   "histogram_quantile(0.9,", "histogram_quantile(0.99,",
+                   "sum by (result, reason) (rate(phashfleet_file_failures_total"):
+        assert needle in text, needle
+
+
+def test_job_dashboard_has_a_job_variable_and_its_panels():
+    """Variables namespace and job; progress, rate, ETA, failed and skipped panels filtered by them."""
+    dash = json.loads(RENDERED["phash-job.json"])
+    names = [v["name"] for v in dash["templating"]["list"]]
+    assert names == ["datasource", "namespace", "job"]
+    titles = {p["title"] for p in dash["panels"]}
+    assert {"Progress", "Rate", "ETA", "Failed", "Skipped"} <= titles
+    for p in dash["panels"]:
+        for t in p["targets"]:
+            assert 'job="$job"' in t["expr"] or 'job="$namespace.$job"' in t["expr"], \
+                f"{p['title']} ignores the job variable"
