@@ -11,6 +11,7 @@ from phashfleet import keys, metrics
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, queue_grace_for, resend_overdue
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
+from phashfleet.outputs import OutputError
 from phashfleet.sources import SourceError
 from phashfleet.status import RateMeter, job_status, now_iso
 from phashfleet_operator.config import OperatorConfig
@@ -80,7 +81,7 @@ class JobEngine:
         try:
             self.ensure_state(job_id, spec)
         except SourceError as exc:
-            return self.failed(status, "SourceUnavailable", str(exc), emit)
+            return self.failed(status, exc.reason, str(exc), emit)
         now = time.time()
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
@@ -92,7 +93,7 @@ class JobEngine:
                               room=self._room(job_id, memory), window=self.config.job_window,
                               queue_grace=queue_grace_for(self.store.queue_length()))
             except SourceError as exc:
-                return self.failed(status, "SourceUnavailable", str(exc), emit)
+                return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
         phase = phase_for(snap, spec)
@@ -100,8 +101,13 @@ class JobEngine:
         reason, message = {"Running": ("Hashing", "batches are being hashed"),
                            "Suspended": ("Suspended", "spec.suspend is true; in-flight batches finish"),
                            "Succeeded": ("Completed", "every file has a record")}[phase]
+        if phase == "Succeeded" and snap.done_files == 0:
+            reason, message = "NoFiles", "the source lists no files that match include/exclude"
         if phase == "Succeeded":
-            extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
+            try:
+                extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
+            except (OutputError, OSError) as exc:
+                return self.failed(status, "OutputFailed", f"spec.output.uri: {exc}", emit)
             extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)

@@ -48,3 +48,51 @@ def test_deleting_a_job_removes_its_redis_state(control_plane, fleet, redis_serv
     control_plane.kubectl("delete", "phj", "doomed", "-n", fleet["namespace"], "--wait=true", "--timeout=60s")
     wait_for(lambda: not any(b".doomed." in k for k in client.keys("phashfleet:job:*")), timeout=30,
              what="the job's Redis keys removed")
+
+
+def test_a_job_with_no_matching_files_ends_with_a_clear_condition(control_plane, fleet):
+    (fleet["data"]).mkdir(parents=True)
+    (fleet["data"] / "readme.txt").write_text("no images here")
+    control_plane.apply(phash_job("empty", f"file://{fleet['data']}", str(fleet["tmp"] / "empty.jsonl")),
+                        namespace=fleet["namespace"])
+    status = wait_phase(control_plane, fleet, "empty", timeout=60)
+    complete = {c["type"]: c for c in status["conditions"]}["Complete"]
+    assert status["phase"] == "Succeeded" and status["total"] == 0
+    assert complete["status"] == "True" and complete["reason"] == "NoFiles"
+
+
+def test_an_unreachable_source_fails_with_a_reason(control_plane, fleet):
+    missing = fleet["tmp"] / "does-not-exist"
+    control_plane.apply(phash_job("nowhere", f"file://{missing}", str(fleet["tmp"] / "x.jsonl")),
+                        namespace=fleet["namespace"])
+    status = wait_phase(control_plane, fleet, "nowhere", timeout=60)
+    failed = {c["type"]: c for c in status["conditions"]}["Failed"]
+    assert status["phase"] == "Failed"
+    assert failed["status"] == "True" and failed["reason"] == "SourceNotFound" and str(missing) in failed["message"]
+
+
+def test_a_source_outside_the_allowed_roots_fails(control_plane, fleet):
+    control_plane.apply(phash_job("escape", "file:///etc", str(fleet["tmp"] / "x.jsonl")),
+                        namespace=fleet["namespace"])
+    status = wait_phase(control_plane, fleet, "escape", timeout=60)
+    failed = {c["type"]: c for c in status["conditions"]}["Failed"]
+    assert status["phase"] == "Failed" and failed["reason"] == "SourceOutsideRoots"
+
+
+def test_output_outside_the_allowed_roots_fails_and_writes_nothing(control_plane, fleet):
+    make_corpus(fleet["data"], photos=2)
+    control_plane.apply(phash_job("leak", f"file://{fleet['data']}", "/tmp/phashfleet-leak.jsonl"),
+                        namespace=fleet["namespace"])
+    status = wait_phase(control_plane, fleet, "leak", timeout=120)
+    failed = {c["type"]: c for c in status["conditions"]}["Failed"]
+    assert status["phase"] == "Failed" and failed["reason"] == "OutputFailed"
+    assert not Path("/tmp/phashfleet-leak.jsonl").exists()
+
+
+def test_finished_job_state_expires_after_its_ttl(control_plane, fleet, redis_server):
+    make_corpus(fleet["data"], photos=2)
+    control_plane.apply(phash_job("brief", f"file://{fleet['data']}", str(fleet["tmp"] / "brief.jsonl"),
+                                  ttlSecondsAfterFinished=2), namespace=fleet["namespace"])
+    assert wait_phase(control_plane, fleet, "brief")["phase"] == "Succeeded"
+    client = redis_server.client()
+    wait_for(lambda: not client.keys("phashfleet:job:*.brief.*"), timeout=30, what="job state expired")

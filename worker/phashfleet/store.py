@@ -89,8 +89,9 @@ class RedisJobStore:
         self.client.srem(keys.jobs(), job_id)
 
     def expire(self, job_id: str, seconds: int) -> None:
-        """Let a finished job's state expire after `seconds`."""
+        """Let a finished job's state expire after `seconds` (it no longer counts towards the backlog)."""
         pipe = self.client.pipeline(transaction=False)
+        pipe.srem(keys.jobs(), job_id)
         for part in ("meta", "results", "counts", "failures", "inflight", "leases"):
             pipe.expire(keys.job(job_id, part), max(1, seconds))
         pipe.execute()
