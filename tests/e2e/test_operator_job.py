@@ -96,3 +96,22 @@ def test_finished_job_state_expires_after_its_ttl(control_plane, fleet, redis_se
     assert wait_phase(control_plane, fleet, "brief")["phase"] == "Succeeded"
     client = redis_server.client()
     wait_for(lambda: not client.keys("phashfleet:job:*.brief.*"), timeout=30, what="job state expired")
+
+
+def test_the_redis_password_never_leaks(control_plane, fleet, redis_server):
+    make_corpus(fleet["data"], photos=3)
+    (fleet["data"] / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    control_plane.apply(phash_job("secretive", f"file://{fleet['data']}", str(fleet["tmp"] / "s.jsonl")),
+                        namespace=fleet["namespace"])
+    assert wait_phase(control_plane, fleet, "secretive")["phase"] == "Succeeded"
+    password = redis_server.password
+    job = control_plane.kubectl("get", "phj", "secretive", "-n", fleet["namespace"], "-o", "json").stdout
+    events = control_plane.kubectl("get", "events", "-n", fleet["namespace"], "-o", "json").stdout
+    import urllib.request  # noqa: PLC0415
+
+    metrics = urllib.request.urlopen(fleet["operator"].metrics_url, timeout=5).read().decode()
+    logs = fleet["operator"].log_path.read_text(errors="replace") + fleet["runner"].log_tail(lines=10_000)
+    for where, text in (("status", job), ("events", events), ("metrics", metrics), ("logs", logs)):
+        assert password not in text, f"the Redis password appears in {where}"
+    # Metric labels stay bounded: job names, never file paths.
+    assert str(fleet["data"]) not in metrics
