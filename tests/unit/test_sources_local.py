@@ -217,20 +217,56 @@ def test_missing_source_and_bad_specs_raise_source_errors(tree):
     assert issubclass(SourceSpecError, SourceError)
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root reads every folder whatever its mode")
-def test_unreadable_top_raises_and_unreadable_subfolder_is_reported(tmp_path):
-    root = tmp_path / "r"
+def _unprivileged(fn):
+    """Run `fn` as-is, or, when we are root (who reads every folder), in a child that became `nobody`."""
+    if not IS_ROOT:
+        return fn()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child drops root, runs the check and reports the outcome through the pipe
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            fn()
+            os.write(write_end, b"ok")
+        except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+            os.write(write_end, repr(exc).encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert outcome == "ok", outcome
+
+
+def test_unreadable_top_raises_and_unreadable_subfolder_is_reported():
+    base = Path(tempfile.mkdtemp(prefix="phashfleet-perm-"))
+    base.chmod(0o755)  # pytest's own tmp folders are private to root; nobody must be able to enter this one
+    root = base / "r"
     touch(root, "a.jpg", "locked/b.jpg", "z/c.jpg")
+    for folder in (root, root / "z"):
+        folder.chmod(0o755)
     (root / "locked").chmod(0)
-    try:
+
+    def check():
         errors = []
         refs = list(iter_source({"uri": str(root)}, [str(root)], on_error=lambda ref, exc: errors.append(ref)))
-        assert rel(refs, root) == ["a.jpg", "z/c.jpg"]
-        assert errors == [str(root / "locked")]
+        assert rel(refs, root) == ["a.jpg", "z/c.jpg"], refs
+        assert errors == [str(root / "locked")], errors
         with pytest.raises(SourcePermissionError):
             list(iter_source({"uri": str(root / "locked")}, [str(root)]))
+
+    # Import everything the listing needs while still root: nobody cannot read root's Python install.
+    import ctypes  # noqa: F401, PLC0415
+    list(iter_source({"uri": str(root / "z")}, [str(root)]))
+    try:
+        _unprivileged(check)
     finally:
         (root / "locked").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_permission_errors_map_to_source_errors_even_as_root(tmp_path, monkeypatch):
