@@ -79,7 +79,7 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
     RUNTIME.engine.forget(job_id(namespace, name, uid))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2,
+@kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2, backoff=2.0,
             when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None))
 @_timed("tick")
 def tick(spec, status, namespace, name, uid, body, meta, patch, **_) -> None:
