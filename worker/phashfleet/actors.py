@@ -94,9 +94,9 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     """Declare the hash_batch actor on `broker` with the store on the broker's own Redis client."""
     hasher = BatchHasher(RedisJobStore(broker.client), allowed_roots_from_env())
 
-    def hash_batch(job_id: str, batch_id: int) -> str:
+    def hash_batch(job_id: str, batch_id: int) -> None:
         """Hash one batch of a job."""
-        return hasher(job_id, batch_id)
+        log.debug("batch %s/%s: %s", job_id, batch_id, hasher(job_id, batch_id))
 
     broker.declare_queue(keys.QUEUE)
     return dramatiq.actor(hash_batch, actor_name=ACTOR_NAME, queue_name=keys.QUEUE, broker=broker,

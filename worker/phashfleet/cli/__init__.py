@@ -1,9 +1,17 @@
 """The `phashfleet` console script: a small click group that adds each subcommand module."""
 
-import click
+import signal
+import sys
 
-from phashfleet import __version__
-from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, run_cmd, worker_cmd
+if sys.argv[1:2] == ["worker"]:
+    # A worker pod may get SIGTERM while still importing: hold it from the very start until Dramatiq
+    # has its handlers in place (see cli/worker_cmd.py), so it drains instead of dying.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
+import click  # noqa: E402 - after the signal mask on purpose
+
+from phashfleet import __version__  # noqa: E402
+from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, run_cmd, worker_cmd  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
