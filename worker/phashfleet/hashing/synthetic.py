@@ -5,23 +5,31 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+#: Bumped whenever photo_like's output changes, so cached files are made anew.
+VERSION = 3
+
+
+def _resize(data: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic resize of a float array."""
+    return np.asarray(Image.fromarray(data, "F").resize((width, height), Image.Resampling.BICUBIC))
+
 
 def _octave_noise(
     rng: np.random.Generator, width: int, height: int, octaves: int, falloff: float, cells: int = 3
 ) -> np.ndarray:
-    """Sum random grids upsampled to full size, amplitude falling with frequency (a 1/f look)."""
-    out = np.zeros((height, width), np.float32)
+    """Coarse-to-fine noise: each level doubles the resolution and adds weaker, finer detail (1/f-like)."""
+    longest = max(width, height)
+    gw, gh = max(2, round(cells * width / longest)), max(2, round(cells * height / longest))
+    acc = rng.standard_normal((gh, gw), dtype=np.float32)
     amplitude = 1.0
-    for _ in range(octaves):
-        gw = max(2, round(cells * width / max(width, height)))
-        gh = max(2, round(cells * height / max(width, height)))
-        grid = Image.fromarray(rng.standard_normal((gh, gw)).astype(np.float32), "F")
-        out += amplitude * np.asarray(grid.resize((width, height), Image.Resampling.BICUBIC))
-        cells *= 2
-        amplitude *= falloff
-        if cells > max(width, height):
+    for _ in range(octaves - 1):
+        nw, nh = min(gw * 2, width), min(gh * 2, height)
+        if (nw, nh) == (gw, gh):
             break
-    return out
+        amplitude *= falloff
+        acc = _resize(acc, nw, nh) + amplitude * rng.standard_normal((nh, nw), dtype=np.float32)
+        gw, gh = nw, nh
+    return _resize(acc, width, height) if (gw, gh) != (width, height) else acc
 
 
 def photo_like(width: int, height: int, seed: int) -> Image.Image:
@@ -41,7 +49,7 @@ def photo_like(width: int, height: int, seed: int) -> Image.Image:
     for c in range(3):
         sky = sky_top[c] + (sky_low[c] - sky_top[c]) * t_sky
         ground = ground_far[c] + (ground_near[c] - ground_far[c]) * t_ground
-        rgb[..., c] = is_sky * sky + (1 - is_sky) * ground + 0 * xx
+        rgb[..., c] = is_sky * sky + (1 - is_sky) * ground
 
     # Shapes with soft edges: the edges and blobs that dominate a photo's low frequencies.
     shapes = Image.new("RGB", (width, height))
@@ -64,8 +72,8 @@ def photo_like(width: int, height: int, seed: int) -> Image.Image:
             draw_s.polygon(pts, fill=colour)
             draw_m.polygon(pts, fill=255)
     blur = max(1.0, width / 1500)
-    mask = mask.filter(ImageFilter.GaussianBlur(blur))
-    shapes = shapes.filter(ImageFilter.GaussianBlur(blur))
+    mask = mask.filter(ImageFilter.BoxBlur(blur))
+    shapes = shapes.filter(ImageFilter.BoxBlur(blur))
     alpha = np.asarray(mask, np.float32)[..., None] / 255.0
     rgb = rgb * (1 - alpha) + np.asarray(shapes, np.float32) * alpha
 

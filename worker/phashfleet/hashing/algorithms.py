@@ -1,0 +1,39 @@
+"""The five hashes on a PIL image, computed by imagehash itself (the exact path)."""
+
+from __future__ import annotations
+
+import imagehash
+from PIL import Image
+
+ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
+
+
+def exact_hash(image: Image.Image, algorithm: str, hash_size: int) -> imagehash.ImageHash:
+    """Hash ``image`` with imagehash's own function; colorhash takes ``hash_size`` as ``binbits``."""
+    if algorithm == "phash":
+        return imagehash.phash(image, hash_size)
+    if algorithm == "dhash":
+        return imagehash.dhash(image, hash_size)
+    if algorithm == "ahash":
+        return imagehash.average_hash(image, hash_size)
+    if algorithm == "whash":
+        return imagehash.whash(image, hash_size)
+    if algorithm == "colorhash":
+        return imagehash.colorhash(image, binbits=hash_size)
+    raise ValueError(f"unknown algorithm {algorithm!r}")
+
+
+def resize_target(algorithm: str, hash_size: int) -> tuple[int, int] | None:
+    """The (width, height) imagehash resizes to before hashing, or None if it does not resize."""
+    if algorithm == "phash":
+        return (hash_size * 4, hash_size * 4)
+    if algorithm == "dhash":
+        return (hash_size + 1, hash_size)
+    if algorithm == "ahash":
+        return (hash_size, hash_size)
+    return None
+
+
+def to_hex(value: imagehash.ImageHash) -> str:
+    """The hash as imagehash prints it (row-major bits, zero-padded hex)."""
+    return str(value)

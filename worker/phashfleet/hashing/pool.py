@@ -1,0 +1,220 @@
+"""Hash files in child processes, so a file that hangs in C code can be killed at its timeout.
+
+A Python-level alarm cannot stop Pillow or libjpeg inside one call, and a thread cannot be killed,
+so each file is handed to a child process; the parent waits for its answer until the file's
+deadline, then kills and replaces that child and records ``timeout``. The batch goes on.
+
+Children are plain ``python -m phashfleet.hashing.child`` processes (not multiprocessing's fork or
+spawn): nothing of the caller is copied or re-imported, so the pool is safe to use from any
+thread of any program, and a child's output never mixes with the caller's stdout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from phashfleet.hashing.settings import Settings
+from phashfleet.records import make_record
+
+#: Seconds a new hashing process may take to import and report ready (not part of any file's time).
+STARTUP_TIMEOUT = 120.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `phashfleet`
+
+
+class _Child:
+    """One hashing process and the task it is working on."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.to_child: Connection | None = None
+        self.from_child: Connection | None = None
+        self.ready = False
+        self.task: tuple[int, str, float] | None = None  # index, ref, deadline
+
+    def launch(self) -> None:
+        """Start the process if it is not running (does not wait for it)."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.kill()
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "phashfleet.hashing.child", str(down_r), str(up_w)],
+                pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+                start_new_session=True,  # a Ctrl-C or a signal to our process group is the parent's to handle
+            )
+        finally:
+            os.close(down_r)
+            os.close(up_w)
+        self.to_child = Connection(down_w, readable=False)
+        self.from_child = Connection(up_r, writable=False)
+        self.ready = False
+
+    def await_ready(self) -> None:
+        """Wait until the launched process has imported everything and said so."""
+        if self.ready:
+            return
+        if not self.from_child.poll(STARTUP_TIMEOUT) or self.from_child.recv() != "ready":
+            self.kill()
+            raise RuntimeError(f"hashing process did not start within {STARTUP_TIMEOUT:g} s")
+        self.ready = True
+
+    def send(self, index: int, ref: str, settings: Settings) -> None:
+        """Hand one file to the process (a fresh one if it died while idle); its deadline starts now."""
+        for attempt in (1, 2):
+            self.launch()
+            try:
+                self.await_ready()
+                self.to_child.send((index, ref, settings))
+                break
+            except (OSError, EOFError):
+                self.kill()
+                if attempt == 2:
+                    raise
+        self.task = (index, ref, time.monotonic() + settings.timeout_seconds)
+
+    def kill(self) -> int | None:
+        """Kill the process now; return its exit status (negative: the signal that ended it)."""
+        self.task = None
+        self.ready = False
+        code = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            code = self.process.wait()
+            self.process = None
+        for conn in (self.to_child, self.from_child):
+            if conn is not None:
+                conn.close()
+        self.to_child = self.from_child = None
+        return code
+
+    def stop(self) -> None:
+        """Ask an idle process to exit; kill it if it does not."""
+        if self.process is not None and self.task is None and self.ready:
+            try:
+                self.to_child.send(None)
+                self.process.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+class HashPool:
+    """N child processes hashing files with a per-file timeout; reuse it across batches.
+
+    Parameters:
+      processes(int): how many files are hashed at once (one process each).
+    """
+
+    def __init__(self, processes: int = 1) -> None:
+        if processes < 1:
+            raise ValueError("processes must be >= 1")
+        self.processes = processes
+        self._children = [_Child() for _ in range(processes)]
+        self._lock = threading.Lock()
+        _POOLS.add(self)
+
+    def imap(self, refs: Iterable[str], settings: Settings) -> Iterator[dict[str, Any]]:
+        """Yield one record per ref, in input order; refs are read lazily (a stream is fine)."""
+        with self._lock:
+            yield from self._run(iter(refs), settings)
+
+    def _run(self, refs: Iterator[str], settings: Settings) -> Iterator[dict[str, Any]]:
+        for child in self._children:  # start them side by side, not one after another
+            child.launch()
+        done: dict[int, dict[str, Any]] = {}
+        next_in = next_out = 0
+        exhausted = False
+        try:
+            while True:
+                for child in self._children:
+                    if child.task is None and not exhausted:
+                        ref = next(refs, None)
+                        if ref is None:
+                            exhausted = True
+                        else:
+                            child.send(next_in, ref, settings)
+                            next_in += 1
+                busy = [c for c in self._children if c.task is not None]
+                if not busy:
+                    break
+                timeout = max(0.0, min(c.task[2] for c in busy) - time.monotonic())
+                ready = wait([c.from_child for c in busy], timeout=timeout)
+                for child in busy:
+                    if child.from_child in ready:
+                        self._collect(child, settings, done)
+                    elif time.monotonic() >= child.task[2]:
+                        index, ref, _ = child.task
+                        child.kill()
+                        done[index] = _failed(ref, settings, f"timeout: no result within "
+                                              f"{settings.timeout_seconds:g} s; hashing process killed")
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+        finally:
+            for child in self._children:
+                if child.task is not None:  # abandoned mid-batch: its answer must not leak into the next
+                    child.kill()
+
+    @staticmethod
+    def _collect(child: _Child, settings: Settings, done: dict[int, dict[str, Any]]) -> None:
+        """Take a finished record from a child, or record its death."""
+        index, ref, _ = child.task
+        try:
+            got, record = child.from_child.recv()
+            child.task = None
+            done[got] = record
+        except (EOFError, OSError):
+            code = child.kill()
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            done[index] = _failed(ref, settings, f"crashed: hashing process died ({how})")
+
+    def close(self) -> None:
+        """Stop every child process."""
+        for child in self._children:
+            child.stop()
+
+    def __enter__(self) -> HashPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _failed(ref: str, settings: Settings, reason: str) -> dict[str, Any]:
+    """A failed record for a file the pool itself gave up on."""
+    return make_record(ref, algorithm=settings.algorithm, hash_size=settings.hash_size, status="failed", reason=reason)
+
+
+_POOLS: weakref.WeakSet[HashPool] = weakref.WeakSet()
+_local = threading.local()
+
+
+def hash_many(refs: Iterable[str], settings: Settings, jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Hash refs with ``jobs`` child processes (kept per thread between calls), records in input order."""
+    pool = getattr(_local, "pool", None)
+    if pool is None or pool.processes != jobs:
+        if pool is not None:
+            pool.close()
+        pool = _local.pool = HashPool(jobs)
+    yield from pool.imap(refs, settings)
+
+
+@atexit.register
+def _close_all() -> None:
+    for pool in list(_POOLS):
+        pool.close()
