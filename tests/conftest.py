@@ -47,6 +47,13 @@ def pytest_report_header(config):
     return lines
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """No server or worker started by the harness outlives the test session."""
+    from harness.process import kill_all_started  # noqa: PLC0415
+
+    kill_all_started()
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
     """A session-wide scratch folder for server data and logs."""

@@ -29,7 +29,7 @@ class OperatorConfig:
     max_replicas: int = 10
     batches_per_worker: int = 2
     job_window: int = 16
-    queue_per_worker: int = 2
+    queue_per_worker: int = 4
     idle_cooldown_seconds: float = 30.0
     allowed_roots: tuple[str, ...] = ()
     output_roots: tuple[str, ...] = ()

@@ -87,7 +87,10 @@ class PodRunner:
         if not candidates:
             return None
         target = pid if pid in candidates else secrets.choice(candidates)
-        os.kill(target, sig)
+        if sig == signal.SIGKILL:
+            os.killpg(target, sig)  # a killed container loses every process in it, children included
+        else:
+            os.kill(target, sig)  # other signals go to PID 1 only, as the kubelet sends them
         return target
 
     def signal_all(self, sig: int) -> list[int]:

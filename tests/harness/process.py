@@ -8,6 +8,16 @@ import subprocess
 from pathlib import Path
 
 
+#: Every process the harness started, so the session can make sure none outlives it.
+STARTED: list["ManagedProcess"] = []
+
+
+def kill_all_started() -> None:
+    """SIGKILL the process group of every harness process still alive (end of the test session)."""
+    for proc in STARTED:
+        proc.kill()
+
+
 class ManagedProcess:
     """One long-running server or worker process started by the harness."""
 
@@ -32,6 +42,7 @@ class ManagedProcess:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                          cwd=self.cwd, start_new_session=True)
         self.starts += 1
+        STARTED.append(self)
 
     @property
     def alive(self) -> bool:
@@ -57,18 +68,20 @@ class ManagedProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.wait()
+                pass
+        code = self.proc.wait() if not self.alive else None
+        self.kill()  # whatever is left of its session (forked children) goes too
+        return code if code is not None else self.proc.wait()
 
     def kill(self) -> None:
-        """SIGKILL the process (and anything in its session) and reap it."""
-        if self.alive:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc:
-            self.proc.wait()
+        """SIGKILL the process and everything in its session (children too, even orphaned), and reap it."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
 
     def restart(self) -> None:
         """Stop gracefully, then start again."""

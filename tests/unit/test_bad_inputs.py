@@ -190,8 +190,10 @@ def test_pool_times_out_a_slow_file_and_finishes_the_batch(root, good_jpeg):
         assert [r["status"] for r in again] == ["ok", "ok", "ok"]
 
 
-def test_remote_refs_go_through_fsspec(good_jpeg):
+def test_remote_refs_go_through_fsspec(good_jpeg, monkeypatch):
     import fsspec
+
+    monkeypatch.setenv("PHASHFLEET_EXTRA_SCHEMES", "memory")  # an in-process stand-in for s3/http here
 
     fs = fsspec.filesystem("memory")
     fs.pipe("/bucket/photo.jpg", good_jpeg)
@@ -230,3 +232,16 @@ def test_a_child_that_dies_mid_file_is_recorded_and_replaced(root, good_jpeg):
     assert records[0]["status"] == "failed" and records[0]["reason"].startswith("crashed:"), records[0]
     assert "signal 9" in records[0]["reason"]
     assert records[1]["status"] == "ok"
+
+
+def test_urls_of_other_filesystems_are_refused_unopened(tmp_path, monkeypatch):
+    """local://, memory:// and chained URLs could reach around the allowed roots: never opened."""
+    from phashfleet.hashing import Settings, hash_ref  # noqa: PLC0415
+
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8\xff")
+    settings = Settings(allowed_roots=(str(tmp_path / "photos"),))
+    monkeypatch.delenv("PHASHFLEET_EXTRA_SCHEMES", raising=False)
+    for ref in (f"local://{secret}", "memory://x.jpg", f"simplecache::file://{secret}"):
+        record = hash_ref(ref, settings)
+        assert record["status"] == "failed" and record["reason"].startswith("unsupported_source"), record

@@ -10,6 +10,17 @@ from urllib.parse import urlsplit, unquote
 ALLOWED_ROOTS_ENV = "PHASHFLEET_ALLOWED_ROOTS"
 
 
+#: URL schemes a worker opens besides local files; PHASHFLEET_EXTRA_SCHEMES (comma-separated) adds more,
+#: e.g. a test filesystem. Anything else (local://, zip::..., memory://) is refused unopened.
+REMOTE_SCHEMES = ("s3", "s3a", "http", "https")
+
+
+def remote_scheme_allowed(ref: str) -> bool:
+    """True when `ref` is a URL of a scheme workers may open (never a way around the local roots)."""
+    extra = tuple(s.strip() for s in os.environ.get("PHASHFLEET_EXTRA_SCHEMES", "").split(",") if s.strip())
+    return urlsplit(ref).scheme.lower() in REMOTE_SCHEMES + extra
+
+
 class OutsideRootsError(PermissionError):
     """A path (or the target of a symlink in it) lies outside every allowed source root."""
 

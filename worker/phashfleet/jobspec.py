@@ -11,7 +11,7 @@ import yaml
 ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}
 OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
-SCHEMES = ("", "file", "s3", "http", "https", "memory")
+SCHEMES = ("", "file", "s3", "s3a", "http", "https")
 
 
 def _crd_default_include() -> list[str]:

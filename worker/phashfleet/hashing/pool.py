@@ -139,16 +139,21 @@ class HashPool:
         done: dict[int, dict[str, Any]] = {}
         next_in = next_out = 0
         exhausted = False
+
+        def feed() -> None:
+            nonlocal next_in, exhausted
+            for child in self._children:
+                if child.task is None and not exhausted:
+                    ref = next(refs, None)
+                    if ref is None:
+                        exhausted = True
+                    else:
+                        child.send(next_in, ref, settings)
+                        next_in += 1
+
         try:
             while True:
-                for child in self._children:
-                    if child.task is None and not exhausted:
-                        ref = next(refs, None)
-                        if ref is None:
-                            exhausted = True
-                        else:
-                            child.send(next_in, ref, settings)
-                            next_in += 1
+                feed()
                 busy = [c for c in self._children if c.task is not None]
                 if not busy:
                     break
@@ -162,6 +167,9 @@ class HashPool:
                         child.kill()
                         done[index] = _failed(ref, settings, f"timeout: no result within "
                                               f"{settings.timeout_seconds:g} s; hashing process killed")
+                # Hand freed children their next file before yielding: they hash while the caller
+                # records what came back, instead of sitting idle for the caller's whole turn.
+                feed()
                 while next_out in done:
                     yield done.pop(next_out)
                     next_out += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Iterator, Sequence
 
-from phashfleet.access import OutsideRootsError, confine, is_local
+from phashfleet.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
 from phashfleet.hashing.errors import FileFailed
 
 #: Bytes read up front to recognise the file type.
@@ -89,6 +89,9 @@ def open_local(ref: str, allowed_roots: Sequence[str]) -> Iterator[Source]:
 def open_remote(ref: str) -> Iterator[Source]:
     """Read a remote object (s3://, http(s)://, ...) fully through fsspec into memory."""
     import fsspec
+
+    if not remote_scheme_allowed(ref):
+        raise FileFailed("unsupported_source", f"{ref!r}: only file, s3 and http(s) sources are read")
 
     try:
         with fsspec.open(ref, "rb") as remote:

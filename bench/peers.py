@@ -1,0 +1,332 @@
+"""phash-fleet against one-task-per-image queues (Celery, Huey, Taskiq on Redis): same files, same Redis.
+
+Every system gets the same number of worker processes (W, default 2) as real processes on one
+throw-away redis-server. The peers run the reference designs: one task per image, each task
+`imagehash.phash(Image.open(path))`, results kept in Redis. Our fleet runs a PhashJob through
+`phashfleet.localrun.run_with_redis` (the `phashfleet run --redis` path) with `phashfleet worker`
+processes started beforehand, so worker start-up is measured on its own (spawn until a warm-up
+job is done) and not inside the throughput. The raw single-process imagehash loop x W is the
+reference; the table gives images/s, each system against that reference, and ours against the
+best peer.
+
+    python bench/peers.py                          # 96 x 12 MP and 600 x 1.3 MP JPEGs, W=2
+    python bench/peers.py --workers 2 --json bench/out/peers.json
+    python bench/peers.py --small                  # seconds; what CI runs
+
+Needs `pip install -e '.[bench]'` and `redis-server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    BENCH, CACHE, BenchError, Proc, RedisServer, add_common_args, corpus_files, fleet_env, imagehash_loop, machine,
+    photo_corpus, print_table, report, self_cpu_seconds, stop_cleanly_on_sigterm, tree_cpu_seconds,
+)
+
+#: name -> (width, height) of the two photo corpora of the issue.
+CORPORA = {"12MP": (4000, 3000), "1.3MP": (1280, 1024)}
+SMALL_CORPORA = {"small-A": (320, 240), "small-B": (160, 120)}
+#: Seconds between checks of a run's deadline and its workers while waiting for results.
+CHECK = 1.0
+
+
+class System:
+    """A set of worker processes on the bench Redis, and a client that pushes a corpus through them."""
+
+    name = ""
+    design = ""
+    #: Seconds a graceful stop may take before the workers are killed.
+    stop_timeout = 10.0
+
+    def __init__(self, redis: RedisServer, workers: int, log_dir: Path) -> None:
+        self.redis = redis
+        self.workers = workers
+        self.log_dir = log_dir
+        self.proc: Proc | None = None
+
+    def env(self) -> dict[str, str]:
+        """The environment of the worker processes."""
+        return {**fleet_env(self.redis, roots=[CACHE]), "BENCH_REDIS_URL": self.redis.url_with_password}
+
+    def argv(self) -> list[str]:
+        """The command that starts W worker processes."""
+        raise NotImplementedError
+
+    def start(self, warm: list[Path], timeout: float) -> float:
+        """Start the workers and hash `warm`; return seconds from spawn until that is done."""
+        os.environ.update({k: v for k, v in self.env().items() if k.startswith(("BENCH_", "PHASHFLEET_"))})
+        started = time.monotonic()
+        self.proc = Proc(self.name, self.argv(), env=self.env(), cwd=BENCH, log_dir=self.log_dir)
+        self.hash_all(warm, time.monotonic() + timeout)
+        return time.monotonic() - started
+
+    def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        """Push every file through the workers and return path -> hash when all are back."""
+        raise NotImplementedError
+
+    def alive(self) -> None:
+        """Raise when the workers died."""
+        self.proc.check_alive()
+
+    def wait(self, get: Callable[[float], Any], not_ready: tuple[type[BaseException], ...], deadline: float) -> Any:
+        """Call `get(timeout)` until it answers, checking the workers and the deadline in between."""
+        while True:
+            try:
+                return get(CHECK)
+            except not_ready:
+                self.alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{self.name}: results did not come back in time") from None
+
+    def stop(self) -> None:
+        """Stop the workers."""
+        if self.proc:
+            self.proc.stop(self.stop_timeout)
+
+
+class CeleryPeer(System):
+    """Celery 5 on Redis, prefork pool of W processes."""
+
+    name, design = "celery", "Celery, Redis broker + backend, 1 task/image"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "peerapps.celery_app", "worker", "--pool", "prefork",
+                "--concurrency", str(self.workers), "--loglevel", "WARNING"]
+
+    def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        from celery.exceptions import TimeoutError as CeleryTimeout  # noqa: PLC0415
+
+        app = importlib.import_module("peerapps.celery_app")
+        pending = [(str(f), app.phash.delay(str(f))) for f in files]
+        return {path: self.wait(lambda t, r=res: r.get(timeout=t, interval=0.01), (CeleryTimeout,), deadline)
+                for path, res in pending}
+
+
+class HueyPeer(System):
+    """Huey on Redis, W worker processes."""
+
+    name, design = "huey", "Huey, Redis storage, 1 task/image"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "huey.bin.huey_consumer", "peerapps.huey_app.huey", "-w", str(self.workers),
+                "-k", "process", "-q"]
+
+    def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        from huey.exceptions import ResultTimeout  # noqa: PLC0415
+
+        app = importlib.import_module("peerapps.huey_app")
+        pending = [(str(f), app.phash(str(f))) for f in files]
+        return {path: self.wait(lambda t, r=res: r.get(blocking=True, timeout=t, backoff=1.0, max_delay=0.01),
+                                (ResultTimeout,), deadline)
+                for path, res in pending}
+
+
+class TaskiqPeer(System):
+    """Taskiq with taskiq-redis's list-queue broker and Redis result backend, W worker processes."""
+
+    name, design = "taskiq", "Taskiq + taskiq-redis, 1 task/image"
+    # Its workers stop at once on SIGTERM, but its main process stays until killed.
+    stop_timeout = 3.0
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "taskiq", "worker", "peerapps.taskiq_app:broker", "--workers",
+                str(self.workers), "--log-level", "WARNING"]
+
+    def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        return asyncio.run(self._hash_all(files, deadline))
+
+    async def _hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        from taskiq.exceptions import TaskiqResultTimeoutError  # noqa: PLC0415
+
+        app = importlib.import_module("peerapps.taskiq_app")
+        await app.broker.startup()
+        try:
+            pending = [(str(f), await app.phash.kiq(str(f))) for f in files]
+            out = {}
+            for path, task in pending:
+                while True:
+                    try:
+                        result = await task.wait_result(check_interval=0.01, timeout=CHECK)
+                        break
+                    except TaskiqResultTimeoutError:
+                        self.alive()
+                        if time.monotonic() > deadline:
+                            raise BenchError(f"{self.name}: results did not come back in time") from None
+                if result.is_err:
+                    raise BenchError(f"{self.name}: task failed: {result.error}")
+                out[path] = result.return_value
+            return out
+        finally:
+            await app.broker.shutdown()
+
+
+class Fleet(System):
+    """phash-fleet: `phashfleet worker --processes W`, a PhashJob driven by `run_with_redis`."""
+
+    name, design = "phash-fleet", "phash-fleet, batches on Dramatiq/Redis, fast path"
+
+    def __init__(self, *args: Any, batch_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_size = batch_size
+        self.last_batch_size = 0
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(self.workers),
+                "--metrics-port", "0"]
+
+    def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
+        from phashfleet.jobspec import parse_spec  # noqa: PLC0415
+        from phashfleet.localrun import run_with_redis  # noqa: PLC0415
+        from phashfleet.store import RedisJobStore  # noqa: PLC0415
+        from phashfleet.broker import redis_client  # noqa: PLC0415
+
+        folder = files[0].parent
+        # Enough batches for every worker to get several, as one would size a job of big photos.
+        batch = self.batch_size or max(1, min(64, len(files) // (self.workers * 4)))
+        self.last_batch_size = batch
+        spec = parse_spec({"source": {"uri": f"file://{folder}", "include": ["*.jpg"]}, "batchSize": batch,
+                           "ttlSecondsAfterFinished": 600})
+        job_id = f"bench.peers.{uuid.uuid4().hex[:8]}"
+
+        def guard(done: int, total: int, rate: float) -> None:
+            self.alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: job not done in time ({done}/{total})")
+
+        result = run_with_redis(spec, job_id, (str(folder),), self.redis.url, jobs=self.workers, progress=guard,
+                                start_workers=False)
+        if not result.ok or result.status.get("succeeded") != len(files):
+            raise BenchError(f"{self.name}: job ended {result.status}")
+        store = RedisJobStore(redis_client(self.redis.url, self.redis.password))
+        return {r["path"]: r["hash"] for r in store.iter_results(job_id)}
+
+
+PEERS = (CeleryPeer, HueyPeer, TaskiqPeer)
+
+
+def cpu_now(system: System, redis: RedisServer) -> tuple[float, float, float]:
+    """CPU seconds so far of the workers (with every process they started), of Redis, and of this client."""
+    return (tree_cpu_seconds(system.proc.popen.pid), tree_cpu_seconds(redis.proc.popen.pid), self_cpu_seconds())
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the raw loop, every peer and our fleet over both corpora; return the results."""
+    corpora = SMALL_CORPORA if args.small else CORPORA
+    counts = {"12MP": args.images_12mp, "1.3MP": args.images_1mp} if not args.small else {k: 8 for k in corpora}
+    folders = {name: photo_corpus(counts[name], w, h) for name, (w, h) in corpora.items()}
+    warm_folder = photo_corpus(2 * args.workers, 64, 48)
+    files = {name: corpus_files(folder) for name, folder in folders.items()}
+    warm = corpus_files(warm_folder)
+
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in corpora}
+    reference: dict[str, dict[str, str]] = {}
+    raw_before: dict[str, float] = {}
+    raw_cpu: dict[str, float] = {}
+    for name, paths in files.items():
+        raw_before[name], raw_cpu[name], reference[name] = imagehash_loop(paths)
+    systems = [cls for cls in PEERS if cls.name in args.systems] + ([Fleet] if "phash-fleet" in args.systems else [])
+    with RedisServer() as redis:
+        for cls in systems:
+            redis.client().flushall()
+            kwargs = {"batch_size": args.batch_size} if cls is Fleet else {}
+            system = cls(redis, args.workers, args.out / "logs", **kwargs)
+            try:
+                print(f"{system.name}: starting {args.workers} worker processes...", file=sys.stderr)
+                startup = system.start(warm, args.startup_timeout)
+                for name, paths in files.items():
+                    # Budget: 30 s plus 20x what the raw loop over W processes needs.
+                    budget = 30 + 20 * raw_before[name] / args.workers
+                    cpu_before = cpu_now(system, redis)
+                    started = time.monotonic()
+                    hashes = system.hash_all(paths, started + budget)
+                    seconds = time.monotonic() - started
+                    cpu = dict(zip(("worker_cpu_s", "redis_cpu_s", "client_cpu_s"),
+                                   (b - a for a, b in zip(cpu_before, cpu_now(system, redis)))))
+                    if len(hashes) != len(paths):
+                        raise BenchError(f"{system.name}: {len(hashes)} results for {len(paths)} images")
+                    same = sum(hashes.get(p) == h for p, h in reference[name].items()) / len(paths)
+                    row = {"system": system.name, "design": system.design, "images": len(paths), "seconds": seconds,
+                           "images_per_s": len(paths) / seconds, "startup_s": startup, "identical_to_imagehash": same,
+                           **cpu, "cpu_ms_per_image": 1000 * sum(cpu.values()) / len(paths),
+                           "worker_busy": cpu["worker_cpu_s"] / (seconds * args.workers)}
+                    if cls is Fleet:
+                        row["batch_size"] = system.last_batch_size
+                    rows[name].append(row)
+                    print(f"  {name}: {len(paths) / seconds:.1f} images/s", file=sys.stderr)
+            finally:
+                system.stop()
+    # The raw loop runs again after the systems; the mean of both is the reference, so a change in
+    # the machine's load during the run weighs on the reference as on the systems.
+    for name, paths in files.items():
+        after, _, _ = imagehash_loop(paths)
+        seconds = (raw_before[name] + after) / 2
+        rows[name].insert(0, {"system": f"imagehash loop x{args.workers}", "design": "1 process, no queue (x W)",
+                              "images": len(paths), "seconds": seconds / args.workers,
+                              "images_per_s": len(paths) / seconds * args.workers, "startup_s": None,
+                              "identical_to_imagehash": 1.0, "raw_loop_seconds_before": raw_before[name],
+                              "raw_loop_seconds_after": after, "cpu_ms_per_image": 1000 * raw_cpu[name] / len(paths)})
+    summary = []
+    for name, table in rows.items():
+        ref = table[0]["images_per_s"]
+        for row in table:
+            row["x_raw_loop_xW"] = row["images_per_s"] / ref
+        peers = [r for r in table if r["system"] in {c.name for c in PEERS}]
+        ours = next((r for r in table if r["system"] == "phash-fleet"), None)
+        best = max(peers, key=lambda r: r["images_per_s"]) if peers else None
+        summary.append({"corpus": name, "size": "x".join(map(str, corpora[name])), "images": table[0]["images"],
+                        "best_peer": best["system"] if best else None,
+                        "best_peer_images_per_s": best["images_per_s"] if best else None,
+                        "best_peer_x_raw_loop_xW": best["x_raw_loop_xW"] if best else None,
+                        "ours_images_per_s": ours["images_per_s"] if ours else None,
+                        "ours_x_raw_loop_xW": ours["x_raw_loop_xW"] if ours else None,
+                        "ours_over_best_peer": ours["images_per_s"] / best["images_per_s"] if ours and best else None})
+    return {"tables": rows, "summary": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run, print the tables, write JSON when asked."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", "-w", type=int, default=2, help="worker processes per system (default 2)")
+    parser.add_argument("--images-12mp", type=int, default=96, help="12 MP photos (default 96)")
+    parser.add_argument("--images-1mp", type=int, default=600, help="~1.3 MP photos (default 600)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="our job's batchSize (default: enough batches for 4 per worker, at most 64)")
+    parser.add_argument("--systems", default="celery,huey,taskiq,phash-fleet",
+                        help="comma-separated subset of celery,huey,taskiq,phash-fleet")
+    parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds a system may take to start")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    stop_cleanly_on_sigterm()
+    info = machine()
+    results = measure(args)
+    for name, table in results["tables"].items():
+        print_table(f"{name} photos, {args.workers} worker processes each (same files, same Redis)", table,
+                    ["system", "images", "seconds", "images_per_s", "x_raw_loop_xW", "cpu_ms_per_image", "worker_busy",
+                     "startup_s", "identical_to_imagehash"])
+    print_table("ours / best peer", results["summary"],
+                ["corpus", "images", "best_peer", "best_peer_images_per_s", "best_peer_x_raw_loop_xW",
+                 "ours_images_per_s", "ours_x_raw_loop_xW", "ours_over_best_peer"])
+    print(f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); images/s exclude worker start-up "
+          "(startup_s: spawn until a warm-up batch is hashed); cpu_ms_per_image: workers + Redis + client/driver; "
+          "worker_busy: workers' CPU / (seconds x W)")
+    report("peers", {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, results, args.json,
+           info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

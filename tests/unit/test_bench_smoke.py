@@ -1,0 +1,107 @@
+"""The benchmark scripts bench/peers.py, fleet.py and scale.py run end to end on tiny sizes (`--small`).
+
+Not timed tests: they prove each script starts its real processes, finishes, prints its table
+and writes its JSON. The three run at the same time (they are mostly waiting on their worker
+processes) to keep the suite short.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import tools
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SCRIPTS = ("peers", "fleet", "scale")
+#: Modules of the `bench` extra the scripts import.
+BENCH_MODULES = ("celery", "huey", "taskiq", "taskiq_redis", "matplotlib")
+TIMEOUT = 240
+
+
+def _require_bench_tools() -> None:
+    missing = [m for m in BENCH_MODULES if importlib.util.find_spec(m) is None]
+    try:
+        tools.find("redis-server")
+    except (tools.ToolMissing, OSError) as exc:
+        missing.append(f"redis-server ({exc})")
+    if missing:
+        message = f"missing for the benchmarks: {', '.join(missing)} (pip install -e '.[bench]')"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, dict]]:
+    """Start all three scripts with --small at once; return each one's finished process and JSON."""
+    _require_bench_tools()
+    out = tmp_path_factory.mktemp("bench")
+    procs = {}
+    for name in SCRIPTS:
+        argv = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--small", "--json", str(out / f"{name}.json"),
+                "--out", str(out / name)]
+        procs[name] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = {}
+    try:
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=TIMEOUT)
+            doc = json.loads((out / f"{name}.json").read_text()) if proc.returncode == 0 else {}
+            done[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), doc)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()  # the scripts stop their Redis and workers on SIGTERM
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return done
+
+
+def _ok(runs, name: str) -> tuple[str, dict]:
+    result, doc = runs[name]
+    assert result.returncode == 0, f"{name}.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert doc["benchmark"] == name and doc["machine"]["cores"] >= 1 and "--small" in doc["command"]
+    return result.stdout, doc["results"]
+
+
+def test_peers_compares_every_system_on_both_corpora(runs) -> None:
+    stdout, results = _ok(runs, "peers")
+    assert "ours / best peer" in stdout
+    for table in results["tables"].values():
+        systems = {row["system"] for row in table}
+        assert {"celery", "huey", "taskiq", "phash-fleet"} <= systems
+        assert all(row["images_per_s"] > 0 for row in table)
+        # The peers call imagehash itself, so their hashes match the reference loop's exactly.
+        peers = [row for row in table if row["system"] in ("celery", "huey", "taskiq")]
+        assert all(row["identical_to_imagehash"] == 1.0 for row in peers)
+    assert all(s["ours_over_best_peer"] > 0 for s in results["summary"])
+
+
+def test_fleet_reports_efficiency_per_worker_count_and_plots(runs) -> None:
+    stdout, results = _ok(runs, "fleet")
+    assert "fleet efficiency" in stdout
+    assert [row["workers"] for row in results["rows"]] == [1, 2]
+    assert all(row["efficiency"] > 0 and row["startup_s"] > 0 for row in results["rows"])
+    assert Path(results["plot"]).stat().st_size > 0
+
+
+def test_scale_runs_every_size_and_keeps_status_writes_at_one_per_second(runs) -> None:
+    stdout, results = _ok(runs, "scale")
+    assert "scale: one job" in stdout
+    rows = results["rows"]
+    assert [row["files"] for row in rows] == [200, 2000] and all(row["measured"] for row in rows)
+    for row in rows:
+        assert row["ok"] + row["failed"] + row["skipped"] == row["files"]
+        assert row["status_writes_per_s"] <= 1.0
+        assert row["operator_peak_mb"] > 0 and row["redis_peak_mb"] > 0
+    assert Path(results["plot"]).stat().st_size > 0
