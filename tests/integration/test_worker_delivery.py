@@ -51,11 +51,13 @@ def workers(redis_env, photos, tmp_path):
 class Driver:
     """Plays the operator's part for one job: hands out batches and resends overdue ones."""
 
-    def __init__(self, redis_env, photos: Path, *, batch_size: int = 10, timeout: int = 60, name: str = "job") -> None:
+    def __init__(self, redis_env, photos: Path, *, batch_size: int = 10, timeout: int = 60, name: str = "job",
+                 exact: bool = False) -> None:
         client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
         self.broker = make_broker(client)
         self.store = RedisJobStore(client)
-        self.spec = parse_spec({"source": {"uri": str(photos)}, "batchSize": batch_size, "timeoutSeconds": timeout})
+        self.spec = parse_spec({"source": {"uri": str(photos)}, "batchSize": batch_size, "timeoutSeconds": timeout,
+                                "exact": exact})
         self.roots = (str(photos),)
         self.job_id = f"test.{name}.{os.getpid()}"
         self.store.create(self.job_id, self.spec.hash_settings(), count_files(self.spec, self.roots))
@@ -92,11 +94,12 @@ def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers
 
 
 def test_sigterm_drains_the_in_flight_batch(redis_env, photos, workers):
-    driver = Driver(redis_env, photos, batch_size=20)
+    driver = Driver(redis_env, photos, batch_size=20, exact=True)
     worker = workers()
     driver.tick(room=1, window=1)
     results_key = f"phashfleet:job:{driver.job_id}:results"
-    wait_for(lambda: driver.store.client.hlen(results_key) > 0, timeout=60, what="the worker started hashing")
+    wait_for(lambda: 0 < driver.store.client.hlen(results_key) < 20, timeout=60, interval=0.02,
+             what="the worker part-way through the batch")
     worker.signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=60) == 0
     snap = driver.store.snapshot(driver.job_id)
@@ -104,15 +107,16 @@ def test_sigterm_drains_the_in_flight_batch(redis_env, photos, workers):
 
 
 def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, workers):
-    driver = Driver(redis_env, photos, batch_size=10, timeout=5)
+    driver = Driver(redis_env, photos, batch_size=20, timeout=5, exact=True)  # exact: slow enough to catch
     victim = workers("victim")
     driver.tick()
     results_key = f"phashfleet:job:{driver.job_id}:results"
-    wait_for(lambda: driver.store.client.hlen(results_key) > 0, timeout=60, what="the worker started hashing")
+    leases_key = f"phashfleet:job:{driver.job_id}:leases"
+    wait_for(lambda: driver.store.client.hlen(results_key) > 0 and driver.store.client.zcard(leases_key) >= 1,
+             timeout=60, interval=0.02, what="the worker part-way through a leased batch")
     killed_at = time.monotonic()
     victim.kill()
-    leased = driver.store.client.zcard(f"phashfleet:job:{driver.job_id}:leases")
-    assert leased >= 1, "the killed worker held a lease on a batch"
+    assert driver.store.client.zcard(leases_key) >= 1, "the killed worker held a lease on a batch"
     workers("survivor")
     snap = driver.run_until_finished()
     recovery = time.monotonic() - killed_at
