@@ -119,6 +119,10 @@ def test_every_panel_and_alert_sees_the_fleet(apis, namespace, redis_server, red
         wait_for(lambda: _value(prom, 'max(phashfleet_job_progress_ratio{job="photos"})') == 1.0
                  and _value(prom, f'sum(phashfleet_files_processed_total{{job="{namespace}.photos"}})') == files,
                  timeout=60, what="the operator's progress 1.0 and the workers' final counts scraped")
+        # rate() needs two samples of a series: wait for a second scrape of the workers' final counts.
+        wait_for(lambda: (_value(prom, f'min(count_over_time(phashfleet_files_processed_total'
+                                       f'{{job="{namespace}.photos"}}[1m]))') or 0) >= 2,
+                 timeout=60, what="two scrapes of the workers' counters")
         scraped = time.time()
         wait_for(lambda: all(_epoch(g["lastEvaluation"]) > scraped for g in prom.api("rules")["groups"]),
                  timeout=30, what="the alert rules evaluated on the final state")
