@@ -7,13 +7,13 @@ under CI=true it fails them.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from pathlib import Path
 
 import pytest
 
+from harness.ci import missing
 from harness import tools
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
@@ -23,7 +23,6 @@ from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require_tool(name: str) -> Path:
@@ -31,9 +30,7 @@ def require_tool(name: str) -> Path:
     try:
         return tools.find(name)
     except (tools.ToolMissing, OSError) as exc:
-        if IN_CI:
-            pytest.fail(f"required tool missing in CI: {exc}")
-        pytest.skip(f"not in CI and {name} is missing: {exc}")
+        missing(f"{name} is missing: {exc}")
 
 
 def pytest_report_header(config):

@@ -92,9 +92,9 @@ def install_fleet(cp, namespace: str, redis_server, pod_runner, operator, tmp_pa
     return {"namespace": namespace, "runner": runner, "operator": op, "data": data, "truth": truth, "output": output}
 
 
-def run_job(cp, fleet: dict, name: str = "photos") -> dict:
-    """Apply a PhashJob over the fleet's data and wait until it ends; return its status."""
+def run_job(cp, fleet: dict, name: str = "photos", **spec) -> dict:
+    """Apply a PhashJob over the fleet's data (extra `spec` fields allowed) and wait until it ends."""
     from harness.fleet import phash_job, wait_phase  # noqa: PLC0415
 
-    cp.apply(phash_job(name, f"file://{fleet['data']}", str(fleet["output"])), namespace=fleet["namespace"])
+    cp.apply(phash_job(name, f"file://{fleet['data']}", str(fleet["output"]), **spec), namespace=fleet["namespace"])
     return wait_phase(cp, fleet, name)

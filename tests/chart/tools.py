@@ -11,12 +11,11 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
 
+from harness.ci import missing
 from harness import tools as harness_tools
 
 REPO = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 #: Linters outside the harness: (env override, places tried before PATH).
 _LINTERS = {
@@ -47,7 +46,4 @@ def require_tool(name: str) -> str:
     path = find_tool(name)
     if path:
         return path
-    message = f"{name} is not installed (see the chart section of the README for how CI gets it)"
-    if IN_CI:
-        pytest.fail(message + "; CI must have every tool")
-    pytest.skip(message)
+    missing(f"{name} is not installed (see the chart section of the README for how CI gets it)")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 
+from harness.ci import IN_CI
 from harness.ports import free_port
 from phashfleet.cache import cache_key, file_info
 from phashfleet.outputs import read_records, write_records
 from phashfleet.records import make_record
 from phashfleet.sources import SourceNetworkError, SourceNotFoundError, iter_source
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 try:
     import boto3

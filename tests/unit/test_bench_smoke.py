@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.ci import missing as report_missing
 from harness import tools
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SCRIPTS = ("peers", "fleet", "scale")
 #: Modules of the `bench` extra the scripts import.
 BENCH_MODULES = ("celery", "huey", "taskiq", "taskiq_redis", "matplotlib")
@@ -33,10 +32,7 @@ def _require_bench_tools() -> None:
     except (tools.ToolMissing, OSError) as exc:
         missing.append(f"redis-server ({exc})")
     if missing:
-        message = f"missing for the benchmarks: {', '.join(missing)} (pip install -e '.[bench]')"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        report_missing(f"missing for the benchmarks: {', '.join(missing)} (pip install -e '.[bench]')")
 
 
 @pytest.fixture(scope="module")

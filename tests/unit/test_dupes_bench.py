@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+
+from harness.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -> None:
     if importlib.util.find_spec("pybktree") is None:
-        message = "pybktree (the `bench` extra) is missing: pip install -e '.[bench]'"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("pybktree (the `bench` extra) is missing: pip install -e '.[bench]'")
     out = tmp_path / "dupes.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "dupes.py"), "--small", "--json", str(out)],

@@ -8,6 +8,8 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
+
+from harness.ci import missing
 from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
@@ -15,7 +17,6 @@ from phashfleet.hashing.decode import BACKGROUND
 from phashfleet.hashing.synthetic import photo_like
 from phashfleet.hashing.video import FRAMES
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def need(module: str):
@@ -23,9 +24,7 @@ def need(module: str):
     try:
         return __import__(module)
     except ImportError:
-        if IN_CI:
-            pytest.fail(f"{module} (an optional extra the tests install) is missing in CI")
-        pytest.skip(f"{module} is not installed")
+        missing(f"{module} (an optional extra the tests install) is not installed")
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ class BatchHasher:
                                  exact=settings["exact"], timeout_seconds=settings["timeout_seconds"],
                                  allowed_roots=self.allowed_roots)
         job_label = job_id.rsplit(".", 1)[0]
+        self._init_series(job_label, settings["algorithm"])
         pending: list[dict[str, Any]] = []
         last_flush = last_file = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
@@ -80,6 +81,13 @@ class BatchHasher:
             metrics.WORKER_INFLIGHT.dec()
         metrics.BATCHES_PROCESSED.labels("done").inc()
         return "done"
+
+    @staticmethod
+    def _init_series(job: str, algorithm: str) -> None:
+        """Create the job's counters at 0 before any file counts, so rate() sees their first increase."""
+        for result in ("ok", "failed", "skipped"):
+            metrics.FILES_PROCESSED.labels(job, algorithm, result)
+        metrics.BYTES_READ.labels(job)
 
     @staticmethod
     def _observe(job: str, algorithm: str, record: dict[str, Any]) -> None:
