@@ -92,9 +92,19 @@ def _dashboard_queries(namespace: str, job: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def test_every_panel_and_alert_sees_the_fleet(apis, namespace, redis_server, redis_env, pod_runner, operator,
-                                              tmp_path):
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own: alerts judge a fleet's whole state, so no other test's keys may be in it."""
+    from harness.redis_server import RedisServer  # noqa: PLC0415
+
+    server = RedisServer(tmp_path / "own-redis").start()
+    yield server
+    server.stop()
+
+
+def test_every_panel_and_alert_sees_the_fleet(apis, namespace, own_redis, pod_runner, operator, tmp_path):
     cp = apis
+    redis_server = own_redis
     worker_port = free_port()
     fleet = install_fleet(cp, namespace, redis_server, pod_runner, operator, tmp_path, photos=12, values={
         "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
@@ -144,8 +154,12 @@ def test_every_panel_and_alert_sees_the_fleet(apis, namespace, redis_server, red
         assert set(rules) == {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
         for name, r in rules.items():
             assert r["health"] == "ok", f"{name}: {r.get('lastError')}"
-        noisy = {name: r["state"] for name, r in rules.items() if r["state"] != "inactive" and name != "PhashFleetRedisDown"}
-        assert noisy == {}, f"alerts pending or firing on a healthy fleet: {noisy}"
+        # Firing is what reaches Alertmanager. A ratio over a 10-minute window is briefly "pending" after a
+        # job that lasted seconds (its counters were born mid-job); with `for: 10m` it never fires.
+        firing = {name: r["state"] for name, r in rules.items() if r["state"] == "firing"}
+        assert firing == {}, f"alerts firing on a healthy fleet: {firing}"
+        pending = {name for name, r in rules.items() if r["state"] == "pending"}
+        assert pending <= {"PhashFleetFailureRatioHigh"}, f"alerts pending on a healthy fleet: {pending}"
         redis_up = prom.api("query", query="max(phashfleet_redis_up)")["result"]
         assert redis_up and redis_up[0]["value"][1] == "1", (
             "phashfleet_redis_up is not 1 while the operator talks to Redis: the operator must set "

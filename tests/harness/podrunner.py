@@ -181,6 +181,16 @@ class PodRunner:
                 resolved = self._resolve(var.value_from, pod_name)
                 if resolved is not None:
                     env[var.name] = resolved
+        # An emptyDir is the pod's own: give each process a fresh folder for every emptyDir mount and
+        # point env values under that mount path at it (a shared host path would mix pods' files).
+        empty_dirs = {v.name for v in dep.spec.template.spec.volumes or [] if v.empty_dir is not None}
+        for mount in self._container(dep).volume_mounts or []:
+            if mount.name in empty_dirs:
+                private = self.logdir / "emptydirs" / pod_name / mount.name
+                private.mkdir(parents=True, exist_ok=True)
+                for name, value in env.items():
+                    if value == mount.mount_path or value.startswith(mount.mount_path.rstrip("/") + "/"):
+                        env[name] = str(private) + value[len(mount.mount_path.rstrip("/")):]
         return env
 
     def _resolve(self, source, pod_name: str) -> str | None:
