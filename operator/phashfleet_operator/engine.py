@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from phashfleet import keys, metrics
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, queue_grace_for, resend_overdue
+from phashfleet.dispatch import (
+    ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for, resend_overdue,
+)
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
 from phashfleet.outputs import OutputError
@@ -90,7 +92,8 @@ class JobEngine:
         else:
             try:
                 dispatch_tick(self.store, job_id, spec, memory.cursor, self.send, now=now,
-                              room=self._room(job_id, memory), window=self.config.job_window,
+                              room=self._room(job_id, memory),
+                              window=job_window(self.worker_count(), self.config.job_window),
                               queue_grace=queue_grace_for(self.store.queue_length()))
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)

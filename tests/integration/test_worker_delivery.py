@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from phashfleet.broker import make_broker, redis_client
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick
 from phashfleet.hashing.synthetic import photo_like
 from phashfleet.jobspec import parse_spec
+from phashfleet.keys import QUEUE
 from phashfleet.store import RedisJobStore
 
 
@@ -34,9 +38,9 @@ def workers(redis_env, photos, tmp_path):
     """Factory for `phashfleet worker` processes; all are stopped at the end."""
     procs: list[ManagedProcess] = []
 
-    def start(name: str = "w") -> ManagedProcess:
+    def start(name: str = "w", **extra_env: str) -> ManagedProcess:
         env = {**os.environ, **redis_env, "PHASHFLEET_ALLOWED_ROOTS": str(photos),
-               "PHASHFLEET_SHUTDOWN_TIMEOUT": "30"}
+               "PHASHFLEET_SHUTDOWN_TIMEOUT": "30", **extra_env}
         proc = ManagedProcess(f"{name}{len(procs)}", phashfleet_argv("worker", "--metrics-port", "0"),
                               tmp_path / f"{name}{len(procs)}.log", env=env)
         proc.start()
@@ -139,3 +143,68 @@ def test_a_rerun_serves_unchanged_files_from_the_cache(redis_env, photos, worker
     assert cached == set(records) - {str(changed)}
     before = {r["path"]: r["hash"] for r in first.store.iter_results(first.job_id)}
     assert records[str(changed)]["hash"] != before[str(changed)]
+
+
+class SlowImages(BaseHTTPRequestHandler):
+    """Answers every GET with the same small PNG after SLOW_SECONDS: a batch that takes a while anywhere."""
+
+    png = b""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        time.sleep(SLOW_SECONDS)  # the server's own pace, not a wait in the test
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(self.png)))
+        self.end_headers()
+        self.wfile.write(self.png)
+
+    def log_message(self, *args):
+        pass
+
+
+SLOW_SECONDS = 0.25
+
+
+@pytest.fixture
+def slow_site():
+    """Base URL of a loopback HTTP server whose every image takes SLOW_SECONDS to arrive."""
+    buffer = io.BytesIO()
+    photo_like(64, 48, seed=3).save(buffer, format="PNG")
+    SlowImages.png = buffer.getvalue()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowImages)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_a_busy_worker_keeps_its_heartbeat_while_it_holds_every_message(redis_env, slow_site, workers):
+    """A worker holding its whole prefetch fetches nothing from the queue, yet its heartbeat must stay fresh
+    (its delay-queue consumer keeps polling), or a batch longer than the heartbeat timeout would be handed
+    to a second worker mid-way (Bogdanp/dramatiq#692)."""
+    timeout_ms = 1500
+    client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
+    store, broker = RedisJobStore(client), make_broker(client)
+    spec = parse_spec({"source": {"uri": slow_site + "/"}, "batchSize": 12})
+    job_id = f"test.heartbeat.{os.getpid()}"
+    store.create(job_id, spec.hash_settings(), 24)
+    for batch in (0, 1):  # 12 files x 0.25 s: each batch takes 3 s, twice the heartbeat timeout
+        assert store.hand_out(job_id, batch, [f"{slow_site}/b{batch}/f{i}.png" for i in range(12)], time.time(),
+                              listing_done=batch == 1)
+        send_batch(broker, job_id, batch)
+    workers(PHASHFLEET_HEARTBEAT_TIMEOUT_MS=str(timeout_ms))
+    acks = wait_for(lambda: next((k for k in client.scan_iter("dramatiq:__acks__.*") if client.scard(k) == 2), None),
+                    timeout=60, what="the worker holding both messages")
+    worker_id = acks.decode().split("__acks__.", 1)[1].rsplit(f".{QUEUE}", 1)[0]
+    ages, first = [], time.monotonic()
+    while client.scard(acks) == 2 and time.monotonic() - first < 60:
+        beat = client.zscore("dramatiq:__heartbeats__", worker_id)
+        ages.append(time.time() * 1000 - beat)
+        time.sleep(0.05)  # sampling pace while the condition lasts
+    held = time.monotonic() - first
+    assert held > timeout_ms / 1000, f"the worker held both messages only {held:.1f}s: the check proved nothing"
+    assert max(ages) < timeout_ms, f"heartbeat went {max(ages):.0f} ms stale while the worker was busy"
+    snap = wait_for(lambda: (s := store.snapshot(job_id)).finished and s, timeout=60, what="both batches done")
+    assert snap.ok == 24 and snap.done_files == 24

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phashfleet.dispatch import ListingCursor, dispatch_tick
+from phashfleet.dispatch import IN_FLIGHT_PER_WORKER, ListingCursor, dispatch_tick, job_window
 from phashfleet.jobspec import parse_spec
 from phashfleet.memstore import MemoryJobStore
 from phashfleet.records import make_record
@@ -76,3 +76,11 @@ def test_records_count_once(tmp_path):
     assert store.record("j", 0, records[:2], finish=False) == 2
     assert store.record("j", 0, records, finish=True) == 2
     assert store.snapshot("j").ok == 4
+
+
+def test_a_jobs_window_grows_with_the_fleet_so_no_worker_waits_for_a_batch():
+    # The configured window is a floor: a fleet larger than it still gets a batch in hand, one held next
+    # and one queued per worker, instead of a fixed 16 in flight leaving the rest of the fleet idle.
+    assert job_window(2, 16) == 16
+    assert job_window(40, 16) == 40 * IN_FLIGHT_PER_WORKER
+    assert job_window(0) == 1

@@ -14,8 +14,9 @@ from dramatiq.brokers.redis import RedisBroker
 
 REDIS_URL_ENV = "PHASHFLEET_REDIS_URL"
 REDIS_PASSWORD_ENV = "PHASHFLEET_REDIS_PASSWORD"
-#: A SIGKILLed worker's unacked messages come back after this long without its heartbeat (ms).
-HEARTBEAT_TIMEOUT_MS = 15_000
+#: A SIGKILLed worker's unacked messages come back after this long without its heartbeat (ms); every
+#: process on the broker (operator and workers) must use the same value.
+HEARTBEAT_TIMEOUT_MS = int(os.environ.get("PHASHFLEET_HEARTBEAT_TIMEOUT_MS", "15000"))
 #: Dramatiq runs its maintenance (which gives dead workers' messages back) on this many commands out of
 #: a million: 1%, far above its default, so recovery after a SIGKILL does not wait for luck.
 MAINTENANCE_CHANCE = 10_000

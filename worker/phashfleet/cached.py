@@ -15,6 +15,8 @@ from phashfleet.cache import cache_key, file_info
 #: How long a cached record lives: long enough for re-runs, short enough that Redis does not keep every
 #: file ever hashed.
 CACHE_TTL_SECONDS = 30 * 24 * 3600
+#: Cache entries written to Redis together (a lost chunk only means those files are hashed again next time).
+CACHE_WRITE_CHUNK = 32
 
 HashMany = Callable[[list[str]], Iterable[dict[str, Any]]]
 
@@ -43,8 +45,13 @@ def hash_with_cache(client: redis.Redis, refs: list[str], settings: dict[str, An
         record = json.loads(raw)
         record["cached"] = True
         yield record
+    remember = client.pipeline(transaction=False)  # one round trip per CACHE_WRITE_CHUNK records, not per file
     for record in hash_many(misses):
         key = cache_keys.get(record["path"])
         if key and record["status"] == "ok":
-            client.set(keys.cache(key), json.dumps(record), ex=CACHE_TTL_SECONDS)
+            remember.set(keys.cache(key), json.dumps(record), ex=CACHE_TTL_SECONDS)
+            if len(remember) >= CACHE_WRITE_CHUNK:
+                remember.execute()
         yield record
+    if len(remember):
+        remember.execute()

@@ -18,11 +18,20 @@ from phashfleet.store import JobSnapshot
 LEASE_MARGIN = 15.0
 #: Seconds an unstarted batch may wait in the queue before it is sent again (the queue may have lost it).
 QUEUE_GRACE = 120.0
-#: ... and when the queue is empty, so the batch cannot be waiting in it: a worker lost the message
-#: (Redis restarted under it, say). Workers prefetch only what they hash, and take a lease at once.
+#: ... and when the queue is empty, so the batch is not waiting in it: a worker holds it as its next
+#: batch (it takes a lease when it starts it), or the message was lost (Redis restarted under it, say).
+#: A batch held longer than this is sent again; whoever starts it first records it, and records count once.
 EMPTY_QUEUE_GRACE = 10.0
 
+#: Batches of one job in flight per worker: the one it hashes, the next it holds, one waiting in the queue.
+IN_FLIGHT_PER_WORKER = 3
+
 Send = Callable[[str, int], None]
+
+
+def job_window(workers: int, minimum: int = 0) -> int:
+    """How many batches one job may have in flight: enough to keep every worker busy, at least `minimum`."""
+    return max(minimum, 1, IN_FLIGHT_PER_WORKER * workers)
 
 
 def lease_seconds(timeout_seconds: float) -> float:

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any
 
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, queue_grace_for
+from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
 from phashfleet.status import RateMeter, job_status, now_iso
@@ -109,8 +109,9 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
     meter = RateMeter()
     try:
         while True:
+            window = job_window(workers)
             dispatch_tick(store, job_id, spec, cursor, lambda j, b: send_batch(broker, j, b), now=time.time(),
-                          room=workers * 2, window=workers * 2, queue_grace=queue_grace_for(store.queue_length()))
+                          room=window, window=window, queue_grace=queue_grace_for(store.queue_length()))
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))

@@ -12,6 +12,11 @@ import click
 from phashfleet.broker import REDIS_URL_ENV
 from phashfleet.keys import QUEUE
 
+#: Messages each worker process holds beyond one per thread: the next batch, ready when one ends.
+PREFETCH_SPARE = 1
+#: Longest pause (ms) of an idle Dramatiq consumer between looks at the queue.
+CONSUMER_POLL_MS = 100
+
 
 @click.command("worker")
 @click.option("--processes", type=click.IntRange(1), default=1, show_default=True,
@@ -32,9 +37,13 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
     os.makedirs(prom_dir, exist_ok=True)
     os.environ.update({"PROMETHEUS_MULTIPROC_DIR": prom_dir, "dramatiq_prom_db": prom_dir,
                        "dramatiq_prom_port": str(metrics_port), "dramatiq_prom_host": "0.0.0.0",
-                       # A worker holds only the batches it is hashing, so a killed one strands nothing
-                       # unstarted: its leased batches come back when the lease runs out.
-                       "dramatiq_queue_prefetch": str(threads)})
+                       # Each thread has its next batch at hand when it finishes one, so the hashing
+                       # process never waits on Redis between batches. A killed worker's unstarted one comes
+                       # back by Dramatiq's heartbeat (or the dispatcher's resend), like its leased ones.
+                       "dramatiq_queue_prefetch": str(threads + PREFETCH_SPARE),
+                       # An idle consumer polls at most this often (ms); Dramatiq's default of 1 s let a
+                       # finished thread wait up to a second for the next message.
+                       "dramatiq_worker_timeout": str(CONSUMER_POLL_MS)})
     argv = [sys.executable, "-m", "dramatiq", "phashfleet.worker_app", "--queues", QUEUE,
             "--processes", str(processes), "--threads", str(threads),
             "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
