@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from phashfleet.cache import cache_key, file_info, normalize_info
+from phashfleet.cache import cache_key, file_info, local_info, normalize_info
 
 SETTINGS = {"algorithm": "phash", "hash_size": 8, "exact": False}
 
@@ -92,3 +92,13 @@ def test_settings_must_name_algorithm_and_size(photo):
 def test_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         file_info(str(tmp_path / "gone.jpg"))
+
+
+def test_local_info_matches_fsspecs_own_for_files_links_and_folders(photo, tmp_path):
+    import fsspec
+
+    link = tmp_path / "link.jpg"
+    link.symlink_to(photo)
+    local = fsspec.filesystem("file")
+    for path in (photo, link, tmp_path):
+        assert local_info(str(path)) == normalize_info(local.info(str(path))), path
