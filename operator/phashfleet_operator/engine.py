@@ -67,11 +67,11 @@ class JobEngine:
         self._memory(job_id, spec).cursor.position = -1  # the listing restarts from the beginning
         return created
 
-    def _room(self, job_id: str, memory: JobMemory) -> int:
+    def _room(self, job_id: str, memory: JobMemory, workers: int) -> int:
         with self._lock:
             waiting = [m.rank for jid, m in self.jobs.items() if m.waiting and jid != job_id]
         queued = self.store.queue_length()
-        capacity = max(2, self.worker_count() * self.config.queue_per_worker)
+        capacity = max(2, workers * self.config.queue_per_worker)
         return grant(memory.rank, waiting, queued, capacity)
 
     def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit) -> dict[str, Any]:
@@ -90,11 +90,11 @@ class JobEngine:
         if spec.suspend:
             resend_overdue(self.store, job_id, self.send, now=now, queue_grace=float("inf"))
         else:
+            workers = self.worker_count()
             try:
                 dispatch_tick(self.store, job_id, spec, memory.cursor, self.send, now=now,
-                              room=self._room(job_id, memory),
-                              window=job_window(self.worker_count(), self.config.job_window),
-                              queue_grace=queue_grace_for(self.store.queue_length()))
+                              room=self._room(job_id, memory, workers), window=job_window(workers, self.config.job_window),
+                              queue_grace=queue_grace_for(self.store.queue_length()), workers=workers)
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("phashfleet.operator")
+#: Seconds a read of the fleet's size is reused: every job's tick asks, the API needs hearing once.
+FLEET_SIZE_TTL = 2.0
 
 
 def load_config(kubeconfig: str | None = None) -> None:
@@ -23,6 +30,7 @@ class WorkerScale:
         self.name = name
         self.namespace = namespace
         self.apps = client.AppsV1Api()
+        self._size, self._size_read_at = 1, float("-inf")
 
     def current(self) -> tuple[int, int] | None:
         """(spec replicas, ready replicas), or None when the Deployment does not exist."""
@@ -33,6 +41,18 @@ class WorkerScale:
                 return None
             raise
         return scale.spec.replicas or 0, scale.status.replicas or 0
+
+    def fleet_size(self) -> int:
+        """Workers the dispatcher plans for: spec replicas (at least 1), re-read at most every FLEET_SIZE_TTL s."""
+        now = time.monotonic()
+        if now - self._size_read_at >= FLEET_SIZE_TTL:
+            try:
+                current = self.current()
+                self._size = max(1, current[0]) if current else 1
+            except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+                log.warning("cannot read the worker Deployment's replicas (keeping %d): %s", self._size, exc)
+            self._size_read_at = now
+        return self._size
 
     def set(self, replicas: int) -> None:
         """Patch spec.replicas."""

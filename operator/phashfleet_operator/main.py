@@ -48,15 +48,12 @@ def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, hea
     broker = make_broker()
     store = RedisJobStore(broker.client)
     worker_ns = config.worker_namespace or namespace or os.environ.get("POD_NAMESPACE") or "default"
-    scale = WorkerScale(config.worker_deployment, worker_ns) if config.autoscaling == "operator" else None
-
-    def worker_count() -> int:
-        current = scale.current() if scale else None
-        return max(1, current[1]) if current else 1
-
+    # The fleet's size is read in every mode (the dispatcher plans for it); only the operator mode sets it.
+    workers = WorkerScale(config.worker_deployment, worker_ns)
+    scale = workers if config.autoscaling == "operator" else None
     RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
     RUNTIME.namespaced = namespace is not None
-    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, worker_count)
+    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size)
     start_http_server(metrics_port)
     stop = threading.Event()
     threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()

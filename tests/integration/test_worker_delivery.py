@@ -97,17 +97,16 @@ def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers
     assert driver.store.snapshot(driver.job_id).ok == 60
 
 
-def test_sigterm_drains_the_in_flight_batch(redis_env, photos, workers):
-    driver = Driver(redis_env, photos, batch_size=20, exact=True)
+def test_sigterm_drains_the_in_flight_batch(redis_env, slow_site, workers):
+    store, job_id = slow_job(redis_env, slow_site, "sigterm", batches=1, files=16)  # 4 s of hashing
     worker = workers()
-    driver.tick(room=1, window=1)
-    results_key = f"phashfleet:job:{driver.job_id}:results"
-    wait_for(lambda: 0 < driver.store.client.hlen(results_key) < 20, timeout=60, interval=0.02,
+    results_key = f"phashfleet:job:{job_id}:results"
+    wait_for(lambda: 0 < store.client.hlen(results_key) < 16, timeout=60, interval=0.02,
              what="the worker part-way through the batch")
     worker.signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=60) == 0
-    snap = driver.store.snapshot(driver.job_id)
-    assert snap.inflight == 0 and snap.ok == 20, "the batch in flight at SIGTERM was finished before exiting"
+    snap = store.snapshot(job_id)
+    assert snap.inflight == 0 and snap.ok == 16, "the batch in flight at SIGTERM was finished before exiting"
 
 
 def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, workers):
@@ -165,6 +164,20 @@ class SlowImages(BaseHTTPRequestHandler):
 SLOW_SECONDS = 0.25
 
 
+def slow_job(redis_env, site: str, name: str, *, batches: int, files: int) -> tuple[RedisJobStore, str]:
+    """Create a job of `batches` batches of `files` slow images each and send them all: (store, job id)."""
+    client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
+    store, broker = RedisJobStore(client), make_broker(client)
+    job_id = f"test.{name}.{os.getpid()}"
+    spec = parse_spec({"source": {"uri": site + "/"}, "batchSize": files})
+    store.create(job_id, spec.hash_settings(), batches * files)
+    for batch in range(batches):
+        refs = [f"{site}/b{batch}/f{i}.png" for i in range(files)]
+        assert store.hand_out(job_id, batch, refs, time.time(), listing_done=batch == batches - 1)
+        send_batch(broker, job_id, batch)
+    return store, job_id
+
+
 @pytest.fixture
 def slow_site():
     """Base URL of a loopback HTTP server whose every image takes SLOW_SECONDS to arrive."""
@@ -185,15 +198,8 @@ def test_a_busy_worker_keeps_its_heartbeat_while_it_holds_every_message(redis_en
     (its delay-queue consumer keeps polling), or a batch longer than the heartbeat timeout would be handed
     to a second worker mid-way (Bogdanp/dramatiq#692)."""
     timeout_ms = 1500
-    client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
-    store, broker = RedisJobStore(client), make_broker(client)
-    spec = parse_spec({"source": {"uri": slow_site + "/"}, "batchSize": 12})
-    job_id = f"test.heartbeat.{os.getpid()}"
-    store.create(job_id, spec.hash_settings(), 24)
-    for batch in (0, 1):  # 12 files x 0.25 s: each batch takes 3 s, twice the heartbeat timeout
-        assert store.hand_out(job_id, batch, [f"{slow_site}/b{batch}/f{i}.png" for i in range(12)], time.time(),
-                              listing_done=batch == 1)
-        send_batch(broker, job_id, batch)
+    store, job_id = slow_job(redis_env, slow_site, "heartbeat", batches=2, files=12)  # each batch 3 s: 2x the timeout
+    client = store.client
     workers(PHASHFLEET_HEARTBEAT_TIMEOUT_MS=str(timeout_ms))
     acks = wait_for(lambda: next((k for k in client.scan_iter("dramatiq:__acks__.*") if client.scard(k) == 2), None),
                     timeout=60, what="the worker holding both messages")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from phashfleet.dispatch import IN_FLIGHT_PER_WORKER, ListingCursor, dispatch_tick, job_window
+from phashfleet.dispatch import (
+    IN_FLIGHT_PER_WORKER, TAIL_MIN_FRACTION, ListingCursor, dispatch_tick, job_window, tail_batch_size,
+)
 from phashfleet.jobspec import parse_spec
 from phashfleet.memstore import MemoryJobStore
 from phashfleet.records import make_record
@@ -84,3 +86,24 @@ def test_a_jobs_window_grows_with_the_fleet_so_no_worker_waits_for_a_batch():
     assert job_window(2, 16) == 16
     assert job_window(40, 16) == 40 * IN_FLIGHT_PER_WORKER
     assert job_window(0) == 1
+
+
+def test_last_batches_shrink_so_the_fleet_finishes_together():
+    # Plenty left: full batches. Near the end: the rest spread over every worker's in-flight slots,
+    # never below batchSize / TAIL_MIN_FRACTION, never above batchSize.
+    assert tail_batch_size(64, 100_000, workers=2) == 64
+    assert tail_batch_size(64, 2 * IN_FLIGHT_PER_WORKER * 64, workers=2) == 64
+    assert tail_batch_size(64, 240, workers=2) == 40
+    assert tail_batch_size(64, 10, workers=2) == 64 // TAIL_MIN_FRACTION
+    assert tail_batch_size(3, 1, workers=50) == 1
+
+
+def test_given_the_fleet_a_tick_hands_out_every_file_once_in_shrinking_batches(tmp_path):
+    spec, store, cursor = _job(tmp_path, files=100, batch=16)
+    sent = []
+    while not store.snapshot("j").listing_done:
+        dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=0, room=100, window=100, workers=2)
+    sizes = [len(store.jobs["j"]["batches"][b]) for b in sent]
+    assert sum(sizes) == 100 and len({f for b in sent for f in store.jobs["j"]["batches"][b]}) == 100
+    assert sizes[0] == 16 and sizes == sorted(sizes, reverse=True)
+    assert min(sizes[:-1]) == 16 // TAIL_MIN_FRACTION, "only the very last batch may hold fewer (what was left)"

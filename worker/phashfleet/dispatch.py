@@ -7,6 +7,7 @@ listing is streamed and resumed by position, so no job's full file list is ever 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ QUEUE_GRACE = 120.0
 #: A batch held longer than this is sent again; whoever starts it first records it, and records count once.
 EMPTY_QUEUE_GRACE = 10.0
 
+#: The last batches of a job shrink to no less than batchSize / this (see `tail_batch_size`).
+TAIL_MIN_FRACTION = 4
 #: Batches of one job in flight per worker: the one it hashes, the next it holds, one waiting in the queue.
 IN_FLIGHT_PER_WORKER = 3
 
@@ -76,12 +79,24 @@ class TickResult:
     resent: list[int] = field(default_factory=list)
 
 
+def tail_batch_size(batch_size: int, remaining: int, workers: int) -> int:
+    """Files for the next batch: batchSize, shrinking near the end of a job so the fleet finishes together.
+
+    Once fewer than IN_FLIGHT_PER_WORKER full batches per worker remain, the rest is cut finer (guided
+    self-scheduling), never below batchSize / TAIL_MIN_FRACTION: otherwise one worker hashes a full last
+    batch while the others wait.
+    """
+    spread = math.ceil(remaining / max(1, IN_FLIGHT_PER_WORKER * workers))
+    return max(1, min(batch_size, max(spread, batch_size // TAIL_MIN_FRACTION)))
+
+
 def dispatch_tick(store, job_id: str, spec: JobSpec, cursor: ListingCursor, send: Send, *, now: float,
-                  room: int, window: int, queue_grace: float = QUEUE_GRACE) -> TickResult:
+                  room: int, window: int, queue_grace: float = QUEUE_GRACE, workers: int = 0) -> TickResult:
     """Send overdue batches again, then hand out new batches while the job's window and `room` allow.
 
     `room` is how many new messages the global dispatcher grants this job now (priority decides);
-    `window` caps the job's batches in flight at once.
+    `window` caps the job's batches in flight at once. Given the fleet's `workers`, the job's last
+    batches shrink (`tail_batch_size`); without it every batch has batchSize files.
     """
     result = TickResult(resent=resend_overdue(store, job_id, send, now=now, queue_grace=queue_grace))
     snap: JobSnapshot = store.snapshot(job_id)
@@ -90,8 +105,9 @@ def dispatch_tick(store, job_id: str, spec: JobSpec, cursor: ListingCursor, send
     free = min(room, window - snap.inflight)
     batch_id, listed = snap.next_batch, snap.listed
     while free > 0:
-        files = cursor.take(listed, spec.batch_size)
-        exhausted = len(files) < spec.batch_size or listed + len(files) >= snap.total
+        size = tail_batch_size(spec.batch_size, snap.total - listed, workers) if workers else spec.batch_size
+        files = cursor.take(listed, size)
+        exhausted = len(files) < size or listed + len(files) >= snap.total
         if not files:
             store.mark_listing_done(job_id)
             break

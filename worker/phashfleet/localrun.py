@@ -22,6 +22,9 @@ from phashfleet.status import RateMeter, job_status, now_iso
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
+#: Seconds between the Redis driver's hand-out ticks (the operator ticks each job every second).
+DRIVER_TICK = 0.1
+
 
 @dataclass
 class RunResult:
@@ -111,7 +114,8 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
         while True:
             window = job_window(workers)
             dispatch_tick(store, job_id, spec, cursor, lambda j, b: send_batch(broker, j, b), now=time.time(),
-                          room=window, window=window, queue_grace=queue_grace_for(store.queue_length()))
+                          room=window, window=window, queue_grace=queue_grace_for(store.queue_length()),
+                          workers=workers)
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
@@ -119,7 +123,7 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
                 break
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"worker processes exited with code {proc.returncode}")
-            time.sleep(0.2)  # a progress refresh interval, not a wait for a condition
+            time.sleep(DRIVER_TICK)  # the hand-out and progress pace, not a wait for a condition
         return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(snap.done_files),
                                        output_roots))
     finally:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -28,6 +29,9 @@ from phashfleet.records import make_record
 
 #: Seconds a new hashing process may take to import and report ready (not part of any file's time).
 STARTUP_TIMEOUT = 120.0
+#: Files handed to one hashing process at once: the one it hashes and the next, waiting in its pipe, so
+#: it goes straight on instead of waiting for this process to read the answer and reply.
+QUEUE_DEPTH = 2
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `phashfleet`
 
 
@@ -39,7 +43,13 @@ class _Child:
         self.to_child: Connection | None = None
         self.from_child: Connection | None = None
         self.ready = False
-        self.task: tuple[int, str, float] | None = None  # index, ref, deadline
+        self.tasks: deque[tuple[int, str]] = deque()  # (index, ref) sent, in order; the first is being hashed
+        self.deadline = 0.0  # when the first task's time is up
+
+    @property
+    def task(self) -> tuple[int, str, float] | None:
+        """The file being hashed now: (index, ref, deadline), or None when idle."""
+        return (*self.tasks[0], self.deadline) if self.tasks else None
 
     def launch(self) -> None:
         """Start the process if it is not running (does not wait for it)."""
@@ -72,9 +82,19 @@ class _Child:
             raise RuntimeError(f"hashing process did not start within {STARTUP_TIMEOUT:g} s")
         self.ready = True
 
-    def send(self, index: int, ref: str, settings: Settings) -> None:
-        """Hand one file to the process (a fresh one if it died while idle); its deadline starts now."""
+    def send(self, index: int, ref: str, settings: Settings) -> bool:
+        """Queue one file for the process (a fresh one if it died while idle); False if it could not take it.
+
+        The first file's deadline starts now; a queued one's starts when the file before it is done.
+        """
         for attempt in (1, 2):
+            if self.tasks:  # busy: a failed send means the process died, which the caller will read as EOF
+                try:
+                    self.to_child.send((index, ref, settings))
+                except OSError:
+                    return False
+                self.tasks.append((index, ref))
+                return True
             self.launch()
             try:
                 self.await_ready()
@@ -84,11 +104,19 @@ class _Child:
                 self.kill()
                 if attempt == 2:
                     raise
-        self.task = (index, ref, time.monotonic() + settings.timeout_seconds)
+        self.tasks.append((index, ref))
+        self.deadline = time.monotonic() + settings.timeout_seconds
+        return True
+
+    def finished(self, settings: Settings) -> tuple[int, str]:
+        """The first task is done: drop it and start the next one's clock."""
+        head = self.tasks.popleft()
+        self.deadline = time.monotonic() + settings.timeout_seconds
+        return head
 
     def kill(self) -> int | None:
-        """Kill the process now; return its exit status (negative: the signal that ended it)."""
-        self.task = None
+        """Kill the process now (its queued tasks are dropped); return its exit status (negative: a signal)."""
+        self.tasks.clear()
         self.ready = False
         code = None
         if self.process is not None:
@@ -104,7 +132,7 @@ class _Child:
 
     def stop(self) -> None:
         """Ask an idle process to exit; kill it if it does not."""
-        if self.process is not None and self.task is None and self.ready:
+        if self.process is not None and not self.tasks and self.ready:
             try:
                 self.to_child.send(None)
                 self.process.wait(timeout=2)
@@ -137,34 +165,41 @@ class HashPool:
         for child in self._children:  # start them side by side, not one after another
             child.launch()
         done: dict[int, dict[str, Any]] = {}
+        again: deque[tuple[int, str]] = deque()  # queued behind a file whose process died: to send anew
         next_in = next_out = 0
         exhausted = False
 
         def feed() -> None:
             nonlocal next_in, exhausted
             for child in self._children:
-                if child.task is None and not exhausted:
-                    ref = next(refs, None)
-                    if ref is None:
-                        exhausted = True
+                while len(child.tasks) < QUEUE_DEPTH and (again or not exhausted):
+                    if again:
+                        index, ref = again.popleft()
                     else:
-                        child.send(next_in, ref, settings)
-                        next_in += 1
+                        ref = next(refs, None)
+                        if ref is None:
+                            exhausted = True
+                            break
+                        index, next_in = next_in, next_in + 1
+                    if not child.send(index, ref, settings):
+                        again.appendleft((index, ref))
+                        break
 
         try:
             while True:
                 feed()
-                busy = [c for c in self._children if c.task is not None]
+                busy = [c for c in self._children if c.tasks]
                 if not busy:
                     break
-                timeout = max(0.0, min(c.task[2] for c in busy) - time.monotonic())
+                timeout = max(0.0, min(c.deadline for c in busy) - time.monotonic())
                 ready = wait([c.from_child for c in busy], timeout=timeout)
                 for child in busy:
                     if child.from_child in ready:
-                        self._collect(child, settings, done)
-                    elif time.monotonic() >= child.task[2]:
-                        index, ref, _ = child.task
+                        self._collect(child, settings, done, again)
+                    elif time.monotonic() >= child.deadline:
+                        (index, ref), queued = child.tasks[0], list(child.tasks)[1:]
                         child.kill()
+                        again.extendleft(reversed(queued))
                         done[index] = _failed(ref, settings, f"timeout: no result within "
                                               f"{settings.timeout_seconds:g} s; hashing process killed")
                 # Hand freed children their next file before yielding: they hash while the caller
@@ -175,21 +210,25 @@ class HashPool:
                     next_out += 1
         finally:
             for child in self._children:
-                if child.task is not None:  # abandoned mid-batch: its answer must not leak into the next
+                if child.tasks:  # abandoned mid-batch: its answers must not leak into the next
                     child.kill()
 
     @staticmethod
-    def _collect(child: _Child, settings: Settings, done: dict[int, dict[str, Any]]) -> None:
-        """Take a finished record from a child, or record its death."""
-        index, ref, _ = child.task
+    def _collect(child: _Child, settings: Settings, done: dict[int, dict[str, Any]],
+                 again: deque[tuple[int, str]]) -> None:
+        """Take a finished record from a child, or record its death (what it had queued is sent anew)."""
+        index, ref = child.tasks[0]
         try:
             got, record = child.from_child.recv()
-            child.task = None
-            done[got] = record
         except (EOFError, OSError):
+            queued = list(child.tasks)[1:]
             code = child.kill()
+            again.extendleft(reversed(queued))
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
             done[index] = _failed(ref, settings, f"crashed: hashing process died ({how})")
+            return
+        child.finished(settings)
+        done[got] = record
 
     def close(self) -> None:
         """Stop every child process."""
