@@ -9,7 +9,7 @@ job is done) and not inside the throughput. The raw single-process imagehash loo
 reference; the table gives images/s, each system against that reference, and ours against the
 best peer.
 
-    python bench/peers.py                          # 96 x 12 MP and 600 x 1.3 MP JPEGs, W=2
+    python bench/peers.py                          # 200 x 12 MP and 2,000 x 1.3 MP JPEGs, W=2
     python bench/peers.py --workers 2 --json bench/out/peers.json
     python bench/peers.py --small                  # seconds; what CI runs
 
@@ -300,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, run, print the tables, write JSON when asked."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", "-w", type=int, default=2, help="worker processes per system (default 2)")
-    parser.add_argument("--images-12mp", type=int, default=96, help="12 MP photos (default 96)")
-    parser.add_argument("--images-1mp", type=int, default=600, help="~1.3 MP photos (default 600)")
+    parser.add_argument("--images-12mp", type=int, default=200, help="12 MP photos (default 200)")
+    parser.add_argument("--images-1mp", type=int, default=2000, help="~1.3 MP photos (default 2000)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="our job's batchSize (default: enough batches for 4 per worker, at most 64)")
     parser.add_argument("--systems", default="celery,huey,taskiq,phash-fleet",
