@@ -12,7 +12,7 @@ import kopf
 from phashfleet import metrics
 from phashfleet.jobspec import SpecError, parse_spec
 from phashfleet.status import conditions, now_iso
-from phashfleet_operator.kube import post_event
+from phashfleet_operator.kube import patch_status, post_event
 from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id
 from phashfleet_operator.runtime import RUNTIME
 
@@ -82,14 +82,13 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
 @kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2, backoff=2.0,
             when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None))
 @_timed("tick")
-def tick(spec, status, namespace, name, uid, body, meta, patch, **_) -> None:
+def tick(spec, status, namespace, name, uid, body, meta, **_) -> None:
     """About once a second: hand out batches, fold counts, write status (only what changed)."""
     job = parse_spec(dict(spec))
     new = RUNTIME.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body))
     new["observedGeneration"] = meta.get("generation")
     changed = {k: v for k, v in new.items() if status.get(k) != v}
-    if changed:
-        patch.status.update(changed)
+    if changed and patch_status(GROUP, VERSION, PLURAL, namespace, name, changed):
         metrics.STATUS_WRITES.labels(namespace, name).inc()
 
 

@@ -13,6 +13,8 @@ from kubernetes.client.rest import ApiException
 log = logging.getLogger("phashfleet.operator")
 #: Seconds a read of the fleet's size is reused: every job's tick asks, the API needs hearing once.
 FLEET_SIZE_TTL = 2.0
+#: (connect, read) seconds for the operator's own API calls: a hung apiserver must not hang a handler.
+REQUEST_TIMEOUT = (5, 15)
 
 
 def load_config(kubeconfig: str | None = None) -> None:
@@ -35,7 +37,8 @@ class WorkerScale:
     def current(self) -> tuple[int, int] | None:
         """(spec replicas, ready replicas), or None when the Deployment does not exist."""
         try:
-            scale = self.apps.read_namespaced_deployment_scale(self.name, self.namespace)
+            scale = self.apps.read_namespaced_deployment_scale(self.name, self.namespace,
+                                                               _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -56,7 +59,26 @@ class WorkerScale:
 
     def set(self, replicas: int) -> None:
         """Patch spec.replicas."""
-        self.apps.patch_namespaced_deployment_scale(self.name, self.namespace, {"spec": {"replicas": replicas}})
+        self.apps.patch_namespaced_deployment_scale(self.name, self.namespace, {"spec": {"replicas": replicas}},
+                                                    _request_timeout=REQUEST_TIMEOUT)
+
+
+def patch_status(group: str, version: str, plural: str, namespace: str, name: str, changes: dict) -> bool:
+    """Merge `changes` into an object's status subresource; False if the object is gone.
+
+    The operator's timer writes status with this rather than kopf's `patch`: when kopf's own patch
+    fails (the apiserver restarting) the timer dies for good (nolar/kopf#642), while an error raised
+    here is a handler error that kopf retries after the timer's backoff.
+    """
+    try:
+        client.CustomObjectsApi().patch_namespaced_custom_object_status(
+            group, version, namespace, plural, name, {"status": changes},
+            _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def post_event(body, kind: str, reason: str, message: str) -> None:
