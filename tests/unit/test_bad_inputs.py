@@ -219,8 +219,8 @@ def test_a_child_that_dies_mid_file_is_recorded_and_replaced(root, good_jpeg):
         def kill_when_busy():
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                task, process = child.task, child.process
-                if task is not None and task[1].endswith("huge.png") and process is not None:
+                tasks, process = list(child.tasks), child.process
+                if tasks and tasks[0][1].endswith("huge.png") and process is not None:
                     process.kill()
                     return
                 time.sleep(0.005)

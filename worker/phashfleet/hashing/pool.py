@@ -46,11 +46,6 @@ class _Child:
         self.tasks: deque[tuple[int, str]] = deque()  # (index, ref) sent, in order; the first is being hashed
         self.deadline = 0.0  # when the first task's time is up
 
-    @property
-    def task(self) -> tuple[int, str, float] | None:
-        """The file being hashed now: (index, ref, deadline), or None when idle."""
-        return (*self.tasks[0], self.deadline) if self.tasks else None
-
     def launch(self) -> None:
         """Start the process if it is not running (does not wait for it)."""
         if self.process is not None and self.process.poll() is None:
@@ -108,11 +103,20 @@ class _Child:
         self.deadline = time.monotonic() + settings.timeout_seconds
         return True
 
-    def finished(self, settings: Settings) -> tuple[int, str]:
+    def finished(self, settings: Settings) -> None:
         """The first task is done: drop it and start the next one's clock."""
-        head = self.tasks.popleft()
+        self.tasks.popleft()
         self.deadline = time.monotonic() + settings.timeout_seconds
-        return head
+
+    def give_up(self, again: deque[tuple[int, str]]) -> tuple[int, str, int | None]:
+        """Kill the process over its current file; put the files queued behind it at the front of `again`.
+
+        Returns the file it was hashing (index, ref) and the exit status `kill` reports.
+        """
+        (index, ref), queued = self.tasks[0], list(self.tasks)[1:]
+        code = self.kill()
+        again.extendleft(reversed(queued))
+        return index, ref, code
 
     def kill(self) -> int | None:
         """Kill the process now (its queued tasks are dropped); return its exit status (negative: a signal)."""
@@ -197,9 +201,7 @@ class HashPool:
                     if child.from_child in ready:
                         self._collect(child, settings, done, again)
                     elif time.monotonic() >= child.deadline:
-                        (index, ref), queued = child.tasks[0], list(child.tasks)[1:]
-                        child.kill()
-                        again.extendleft(reversed(queued))
+                        index, ref, _ = child.give_up(again)
                         done[index] = _failed(ref, settings, f"timeout: no result within "
                                               f"{settings.timeout_seconds:g} s; hashing process killed")
                 # Hand freed children their next file before yielding: they hash while the caller
@@ -217,13 +219,10 @@ class HashPool:
     def _collect(child: _Child, settings: Settings, done: dict[int, dict[str, Any]],
                  again: deque[tuple[int, str]]) -> None:
         """Take a finished record from a child, or record its death (what it had queued is sent anew)."""
-        index, ref = child.tasks[0]
         try:
             got, record = child.from_child.recv()
         except (EOFError, OSError):
-            queued = list(child.tasks)[1:]
-            code = child.kill()
-            again.extendleft(reversed(queued))
+            index, ref, code = child.give_up(again)
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
             done[index] = _failed(ref, settings, f"crashed: hashing process died ({how})")
             return
