@@ -93,7 +93,8 @@ class JobEngine:
             workers = self.worker_count()
             try:
                 dispatch_tick(self.store, job_id, spec, memory.cursor, self.send, now=now,
-                              room=self._room(job_id, memory, workers), window=job_window(workers, self.config.job_window),
+                              room=self._room(job_id, memory, workers),
+                              window=job_window(workers, self.config.job_window),
                               queue_grace=queue_grace_for(self.store.queue_length()), workers=workers)
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)

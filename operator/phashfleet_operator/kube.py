@@ -35,26 +35,30 @@ class WorkerScale:
         self._size, self._size_read_at = 1, float("-inf")
 
     def current(self) -> tuple[int, int] | None:
-        """(spec replicas, ready replicas), or None when the Deployment does not exist."""
+        """(spec replicas, ready replicas), or None when the Deployment does not exist.
+
+        Every read also refreshes `fleet_size`, so the autoscaler's reads serve the dispatcher too.
+        """
         try:
             scale = self.apps.read_namespaced_deployment_scale(self.name, self.namespace,
                                                                _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
+                self._size, self._size_read_at = 1, time.monotonic()
                 return None
             raise
-        return scale.spec.replicas or 0, scale.status.replicas or 0
+        spec, ready = scale.spec.replicas or 0, scale.status.replicas or 0
+        self._size, self._size_read_at = max(1, spec), time.monotonic()
+        return spec, ready
 
     def fleet_size(self) -> int:
-        """Workers the dispatcher plans for: spec replicas (at least 1), re-read at most every FLEET_SIZE_TTL s."""
-        now = time.monotonic()
-        if now - self._size_read_at >= FLEET_SIZE_TTL:
+        """Workers the dispatcher plans for: spec replicas (at least 1), read at most every FLEET_SIZE_TTL s."""
+        if time.monotonic() - self._size_read_at >= FLEET_SIZE_TTL:
             try:
-                current = self.current()
-                self._size = max(1, current[0]) if current else 1
+                self.current()
             except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
                 log.warning("cannot read the worker Deployment's replicas (keeping %d): %s", self._size, exc)
-            self._size_read_at = now
+                self._size_read_at = time.monotonic()
         return self._size
 
     def set(self, replicas: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import urllib3
 from kubernetes.client.rest import ApiException
 
@@ -9,21 +11,21 @@ from phashfleet_operator import kube
 
 
 def _scale(monkeypatch, answers):
-    """A WorkerScale whose reads return (or raise) `answers` in turn, on a clock the test moves."""
+    """A WorkerScale whose API reads return (spec, ready) or raise `answers` in turn, on a clock the test moves."""
     clock = {"now": 1000.0}
     monkeypatch.setattr(kube.time, "monotonic", lambda: clock["now"])
-    scale = kube.WorkerScale.__new__(kube.WorkerScale)  # no API client: reads are scripted below
-    scale._size, scale._size_read_at = 1, float("-inf")
     reads = iter(answers)
 
-    def current():
+    def read_namespaced_deployment_scale(name, namespace, **_):
         answer = next(reads)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        spec, ready = answer
+        return SimpleNamespace(spec=SimpleNamespace(replicas=spec), status=SimpleNamespace(replicas=ready))
 
-    scale.current = current
-    return scale, clock
+    monkeypatch.setattr(kube.client, "AppsV1Api", lambda: SimpleNamespace(
+        read_namespaced_deployment_scale=read_namespaced_deployment_scale))
+    return kube.WorkerScale("workers", "media"), clock
 
 
 def test_fleet_size_is_spec_replicas_read_at_most_every_ttl(monkeypatch):
@@ -35,9 +37,17 @@ def test_fleet_size_is_spec_replicas_read_at_most_every_ttl(monkeypatch):
     assert scale.fleet_size() == 8
 
 
+def test_the_autoscalers_read_serves_the_dispatcher(monkeypatch):
+    scale, clock = _scale(monkeypatch, [(3, 3), (9, 9)])
+    clock["now"] += 10 * kube.FLEET_SIZE_TTL
+    assert scale.current() == (3, 3)  # the autoscaler's read, once a second
+    assert scale.fleet_size() == 3, "no second API read within the TTL of the autoscaler's"
+
+
 def test_fleet_size_is_at_least_one_and_survives_api_errors(monkeypatch):
     scale, clock = _scale(monkeypatch, [(0, 0), (6, 6), ApiException(status=500),
-                                        urllib3.exceptions.MaxRetryError(None, "/", "refused"), None])
+                                        urllib3.exceptions.MaxRetryError(None, "/", "refused"),
+                                        ApiException(status=404)])
     assert scale.fleet_size() == 1, "a fleet scaled to zero still gets work planned for one worker"
     for expected in (6, 6, 6, 1):  # two failed reads keep the last size; a missing Deployment means 1
         clock["now"] += kube.FLEET_SIZE_TTL

@@ -110,9 +110,9 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
                              "--metrics-port", "0"], env=env) if start_workers else None
     cursor = ListingCursor(spec, roots)
     meter = RateMeter()
+    window = job_window(workers)
     try:
         while True:
-            window = job_window(workers)
             dispatch_tick(store, job_id, spec, cursor, lambda j, b: send_batch(broker, j, b), now=time.time(),
                           room=window, window=window, queue_grace=queue_grace_for(store.queue_length()),
                           workers=workers)
