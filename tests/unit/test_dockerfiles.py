@@ -89,7 +89,7 @@ def test_dockerignore_keeps_the_context_to_the_sources():
     assert {line[1:] for line in lines if line.startswith("!")} == {"pyproject.toml", "README.md", "worker/",
                                                                       "operator/"}
     copied = {a.split()[0] for p in IMAGES.values() for k, a in instructions(p) if k == "COPY" and "--from" not in a}
-    assert copied <= {"pyproject.toml", "worker/", "operator/"}
+    assert copied <= {"pyproject.toml", "README.md", "worker/", "operator/"}
 
 
 def test_hadolint_finds_nothing(tmp_path):
