@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: Linters outside the harness: (env override, places tried before PATH).
 _LINTERS = {
     "hadolint": ("PHASHFLEET_HADOLINT", [Path(sys.executable).parent / "hadolint"]),
-    "checkov": ("PHASHFLEET_CHECKOV", [REPO / ".cache" / "checkov-venv" / "bin" / "checkov",
+    "checkov": ("PHASHFLEET_CHECKOV", [harness_tools.CACHE / "checkov-venv" / "bin" / "checkov",
                                        Path(sys.executable).parent / "checkov"]),
 }
 

@@ -4,21 +4,18 @@ work, the Redis password survives the upgrade, and the operator's ServiceAccount
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chart.e2e import PREFIX, RELEASE, helm, install_apis, install_fleet, run_job
+from chart.e2e import PREFIX, RELEASE, helm, install_apis
 from chart.render import CHART, NAMESPACE, VOLUMES, everything_on, merge, render_matrix
-from chart.tools import require_tool
 
 
 @pytest.fixture(scope="module")
 def apis(control_plane):
-    """The control plane serving the stand-in monitoring/KEDA APIs and kopf's peering CRDs."""
+    """The control plane serving the real monitoring/KEDA CRDs and kopf's peering CRDs."""
     return install_apis(control_plane)
 
 
@@ -126,41 +123,3 @@ def test_external_redis_without_password_is_refused(apis, namespace):
     assert proc.returncode != 0 and "redis.existingSecret is required" in proc.stderr
     proc = helm(apis, "install", RELEASE, str(CHART), "-n", namespace, values={"worker": {"replica": 3}}, check=False)
     assert proc.returncode != 0 and "'replica'" in proc.stderr
-
-
-def test_operator_completes_a_job_as_its_service_account(apis, namespace, redis_server, redis_env, pod_runner,
-                                                         operator, tmp_path):
-    """The chart's own Deployments, run by the harness: the operator with only its ServiceAccount's token
-    (so only the chart's RBAC), the workers by the pod runner; a PhashJob runs to Succeeded."""
-    fleet = install_fleet(apis, namespace, redis_server, pod_runner, operator, tmp_path)
-    status = run_job(apis, fleet)
-    assert status["phase"] == "Succeeded", status
-    assert status["total"] == fleet["truth"]["files"]
-    assert len(fleet["output"].read_text().splitlines()) == fleet["truth"]["files"]
-    assert fleet["runner"].max_running() >= 1, "the operator scaled the chart's worker Deployment"
-    op = fleet["operator"]
-    # kopf's optional cluster-scope observation of namespaces and CRDs is refused by design (a namespaced
-    # operator gets no ClusterRole); kopf falls back to the namespace it was given. Nothing else may be.
-    refused = [line for line in op.log_tail(500).splitlines() if "Forbidden" in line
-               and "/api/v1/namespaces " not in line and "/customresourcedefinitions " not in line]
-    assert refused == [], "\n".join(refused)
-    peering = apis.get_json("kopfpeering", PREFIX, namespace=namespace)
-    assert peering.get("status"), "kopf wrote itself into the release's peering object"
-    _helm_test_script_passes(apis, fleet, redis_server.password)
-
-
-def _helm_test_script_passes(cp, fleet: dict, password: str) -> None:
-    """The `helm test` Pod's script, run here against the live operator and Redis (no kubelet to run the Pod)."""
-    require_tool("wget")
-    namespace, op = fleet["namespace"], fleet["operator"]
-    pod = yaml.safe_load(helm(cp, "get", "hooks", RELEASE, "-n", namespace).stdout)
-    assert pod["kind"] == "Pod" and pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    container = pod["spec"]["containers"][0]
-    script = container["command"][-1].replace(f"{PREFIX}-operator.{namespace}.svc:8081", f"127.0.0.1:{op.health_port}")
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    run = lambda secret: subprocess.run(["sh", "-c", script], env={"PATH": os.environ["PATH"], **env,  # noqa: E731
-                                                                  "REDISCLI_AUTH": secret},
-                                        capture_output=True, text=True, timeout=60)
-    ok = run(password)
-    assert ok.returncode == 0 and "redis answered PONG" in ok.stdout, ok.stdout + ok.stderr
-    assert run("wrong-password").returncode != 0, "the helm test passes even with a wrong Redis password"

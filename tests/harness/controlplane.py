@@ -1,8 +1,8 @@
 """A real Kubernetes control plane for tests: etcd + kube-apiserver with TLS, client certs and RBAC.
 
-There is no kubelet and no controller-manager: Deployments are "run" by the harness's pod runner,
-and nothing garbage-collects, so tests use a fresh namespace each and never wait on deletions that
-need a controller.
+On its own (loopback) there is no kubelet and no controller-manager: Deployments are "run" by the
+harness's pod runner, and nothing garbage-collects. `harness.node` starts it on the node's bridge
+address and adds the rest of a real cluster around it.
 """
 
 from __future__ import annotations
@@ -28,14 +28,22 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 class ControlPlane:
     """etcd and kube-apiserver on free loopback ports, plus an admin kubeconfig for everything else."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, address: str = "127.0.0.1", port: int | None = None,
+                 service_cidr: str = "10.96.0.0/16", extra_hosts: tuple[str, ...] = (),
+                 authorization: str = "RBAC",
+                 extra_args: tuple[str, ...] = ("--endpoint-reconciler-type=none",)) -> None:
         self.workdir = workdir
         self.pki = workdir / "pki"
         self.kubeconfig = workdir / "kubeconfig"
         self.etcd_port = free_port()
         self.etcd_peer_port = free_port()
-        self.port = free_port()
-        self.server = f"https://127.0.0.1:{self.port}"
+        self.address = address
+        self.port = port or free_port()
+        self.service_cidr = service_cidr
+        self.extra_hosts = extra_hosts
+        self.extra_args = extra_args
+        self.authorization = authorization
+        self.server = f"https://{address}:{self.port}"
         self.etcd: ManagedProcess | None = None
         self.apiserver: ManagedProcess | None = None
         self.kubectl_path = tools.find("kubectl")
@@ -43,13 +51,24 @@ class ControlPlane:
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> ControlPlane:
         """Generate certificates, start etcd and the apiserver, wait until ready, write the kubeconfig."""
-        ca = CertificateAuthority(self.pki)
+        self.start_certificates()
+        return self.start_servers()
+
+    def start_certificates(self) -> CertificateAuthority:
+        """Make the CA, the serving, admin and service-account keys; return the CA to sign more with."""
+        ca = self.authority = CertificateAuthority(self.pki)
         self.ca = ca.pair
-        serving = ca.issue("apiserver", "kube-apiserver", server=True,
-                           hosts=("127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-                                  "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
+        self.serving = ca.issue("apiserver", "kube-apiserver", server=True,
+                           hosts=(self.address, "127.0.0.1", "localhost", *self.extra_hosts, "kubernetes",
+                                  "kubernetes.default", "kubernetes.default.svc",
+                                  "kubernetes.default.svc.cluster.local"))
         self.admin = ca.issue("admin", "phashfleet-test-admin", org="system:masters")
-        sa = service_account_keys(self.pki)
+        self.service_account = service_account_keys(self.pki)
+        return ca
+
+    def start_servers(self) -> ControlPlane:
+        """Start etcd and the apiserver (after start_certificates), wait until ready, write the kubeconfig."""
+        sa, serving = self.service_account, self.serving
         # etcd's data lives in memory-backed /dev/shm when there is one: it makes the apiserver snappier.
         shm = Path("/dev/shm")
         data_root = Path(os.environ.get("PHASHFLEET_ETCD_DIR", shm if shm.is_dir() else self.workdir))
@@ -66,14 +85,14 @@ class ControlPlane:
         self.apiserver = ManagedProcess("kube-apiserver", [
             str(tools.find("kube-apiserver")),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+            f"--bind-address={self.address}", f"--advertise-address={self.address}", f"--secure-port={self.port}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={self.ca.cert}",
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
-            "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none",
+            f"--authorization-mode={self.authorization}",
+            f"--service-cluster-ip-range={self.service_cidr}",
+            *self.extra_args,
             f"--cert-dir={self.pki}",
             "--profiling=false",
             "--v=1",

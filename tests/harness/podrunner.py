@@ -173,25 +173,26 @@ class PodRunner:
         return argv
 
     def _env(self, dep, pod_name: str) -> dict[str, str]:
-        env = dict(self.base_env)
+        declared: dict[str, str] = {}
         for var in self._container(dep).env or []:
             if var.value is not None:
-                env[var.name] = var.value
+                declared[var.name] = var.value
             elif var.value_from is not None:
                 resolved = self._resolve(var.value_from, pod_name)
                 if resolved is not None:
-                    env[var.name] = resolved
+                    declared[var.name] = resolved
         # An emptyDir is the pod's own: give each process a fresh folder for every emptyDir mount and
-        # point env values under that mount path at it (a shared host path would mix pods' files).
+        # point the container's own env values under that mount path at it (a shared host path would mix
+        # pods' files). Only what the manifest declares: the inherited PATH or HOME may lie under /tmp too.
         empty_dirs = {v.name for v in dep.spec.template.spec.volumes or [] if v.empty_dir is not None}
         for mount in self._container(dep).volume_mounts or []:
             if mount.name in empty_dirs:
                 private = self.logdir / "emptydirs" / pod_name / mount.name
                 private.mkdir(parents=True, exist_ok=True)
-                for name, value in env.items():
+                for name, value in declared.items():
                     if value == mount.mount_path or value.startswith(mount.mount_path.rstrip("/") + "/"):
-                        env[name] = str(private) + value[len(mount.mount_path.rstrip("/")):]
-        return env
+                        declared[name] = str(private) + value[len(mount.mount_path.rstrip("/")):]
+        return {**self.base_env, **declared}
 
     def _resolve(self, source, pod_name: str) -> str | None:
         if source.secret_key_ref is not None:
