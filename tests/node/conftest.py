@@ -45,6 +45,7 @@ def node(tmp_path_factory):
     if up.returncode != 0 and "already running" in up.stderr:
         missing(up.stderr.strip().splitlines()[-1])
     assert up.returncode == 0, f"the node did not come up:\n{up.stderr[-6000:]}"
+    (state / "logs" / "up.log").write_text(up.stderr)  # the start-up's timed steps
     started = Node(state)
     started.up_output = up.stdout
     yield started
