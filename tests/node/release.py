@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import yaml
 
 from chart.render import CHART, merge
 from chart.e2e import helm as chart_helm
+from chart.tools import REPO
 from harness.fleet import phash_job, wait_phase
 from harness.node import images
 from harness.wait import wait_for
@@ -107,3 +109,15 @@ def manifest_objects(node, namespace: str, binary: str = "helm") -> list[dict]:
     """The objects of the release's manifest."""
     return [d for d in yaml.safe_load_all(helm(node, "get", "manifest", RELEASE, "-n", namespace,
                                                binary=binary).stdout) if d]
+
+
+def installed_sources_match(node, namespace: str, pod: str, package: str) -> list[str]:
+    """The .py files of `package` whose copy in the pod differs from the checkout's (empty: the pod runs our code)."""
+    local = {"phashfleet": REPO / "worker" / "phashfleet", "phashfleet_operator": REPO / "operator" / "phashfleet_operator"}
+    site = "/opt/venv/lib/python3.11/site-packages"
+    listed = exec_in(node, namespace, pod, "sh", "-c", f"cd {site} && find {package} -name '*.py' | xargs sha256sum",
+                     check=True).stdout
+    theirs = {path: digest for digest, path in (line.split() for line in listed.splitlines())}
+    ours = {str(p.relative_to(local[package].parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in local[package].rglob("*.py")}
+    return sorted(path for path in ours.keys() | theirs.keys() if ours.get(path) != theirs.get(path))

@@ -12,8 +12,8 @@ import pytest
 
 from harness.fleet import job_status, make_corpus
 from harness.wait import wait_for
-from node.release import (PREFIX, RELEASE, exec_in, helm, install, manifest_objects, pods, run_job, running_pods,
-                          wait_workers, worker_replicas)
+from node.release import (PREFIX, RELEASE, exec_in, helm, install, installed_sources_match, manifest_objects, pods,
+                          run_job, running_pods, wait_workers, worker_replicas)
 
 pytestmark = pytest.mark.usefixtures("node")
 
@@ -43,6 +43,7 @@ def test_every_pod_is_ready_through_its_own_probes_and_admitted_as_restricted(no
     for component in ("operator", "redis"):
         assert len(running_pods(node, ns, component)) == 1, pods(node, ns, component)
     operator = running_pods(node, ns, "operator")[0]["metadata"]["name"]
+    assert installed_sources_match(node, ns, operator, "phashfleet_operator") == [], "the image runs stale code"
     assert exec_in(node, ns, operator, "id", "-u").stdout.strip() == "10001"
     denied = exec_in(node, ns, operator, "sh", "-c", "touch /written-by-test")
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr + denied.stdout
@@ -59,6 +60,7 @@ def test_a_job_runs_to_succeeded_on_real_pods_scaling_workers_0_to_n_to_0(node, 
     run_job(node, fleet, "photos", wait=False, batchSize=4)
     wait_workers(node, ns, 1)
     worker = running_pods(node, ns, "worker")[0]["metadata"]["name"]
+    assert installed_sources_match(node, ns, worker, "phashfleet") == [], "the worker image runs stale code"
     assert exec_in(node, ns, worker, "id", "-u").stdout.strip() == "10001"
     assert exec_in(node, ns, worker, "sh", "-c", "echo x > /x").returncode != 0, "a worker wrote to its root"
     status = wait_for(lambda: (s := job_status(node.plane, ns, "photos")).get("phase") in ("Succeeded", "Failed") and s,
@@ -137,12 +139,20 @@ def test_upgrade_keeps_redis_data_and_password(node, fleet):
     assert exec_in(node, ns, redis, "redis-cli", "get", "upgrade-marker").stdout.strip() == "kept"
 
 
-def test_uninstall_leaves_nothing_but_the_documented_redis_claim(node, fleet):
+def test_uninstall_leaves_nothing_of_ours(node, fleet):
+    """With redis.persistence.keepOnUninstall=false even the Redis claim goes (by default it stays, with its data)."""
     ns = fleet["namespace"]
+    values = json.loads(helm(node, "get", "values", RELEASE, "-n", ns, "-o", "json").stdout)
+    values.setdefault("redis", {}).setdefault("persistence", {})["keepOnUninstall"] = False
+    helm(node, "upgrade", RELEASE, "charts/phash-fleet", "-n", ns, "--wait", "--timeout=5m", values=values)
+    claim = node.plane.get_json("pvc", f"data-{PREFIX}-redis-0", namespace=ns)
     made = {(o["kind"], o["metadata"]["name"]) for o in manifest_objects(node, ns)}
     helm(node, "uninstall", RELEASE, "-n", ns, "--wait", "--timeout=3m")
     for kind, name in made:
         assert node.plane.kubectl("-n", ns, "get", kind, name, check=False).returncode != 0, f"{kind}/{name} stayed"
     wait_for(lambda: node.plane.get_json("pods", namespace=ns)["items"] == [], timeout=120, what="every pod gone")
-    claims = [c["metadata"]["name"] for c in node.plane.get_json("pvc", namespace=ns)["items"]]
-    assert sorted(claims) == sorted(["results", "source", f"data-{PREFIX}-redis-0"]), claims
+    wait_for(lambda: sorted(c["metadata"]["name"] for c in node.plane.get_json("pvc", namespace=ns)["items"])
+             == ["results", "source"], timeout=60, what="only the test's own claims left")
+    volume = claim["spec"]["volumeName"]  # the provisioner deletes the released volume and its folder
+    wait_for(lambda: node.plane.kubectl("get", "pv", volume, check=False).returncode != 0, timeout=60,
+             what=f"the Redis volume {volume} deleted")

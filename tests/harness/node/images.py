@@ -94,12 +94,31 @@ def image_keys(root: Path = ROOT) -> dict[str, str]:
 
 
 def _snapshot(dest: Path) -> Path:
-    """Copy the build context and the Dockerfiles to dest (mtimes kept: buildah's COPY cache digests them)."""
+    """Copy the build context and the Dockerfiles to dest, each file's mtime set by its content.
+
+    buildah 1.28 reuses a cached COPY layer unless a source file's mtime is newer than the layer, whatever
+    its content: a checkout's mtimes say nothing (a clone or a pull can leave a changed file older than the
+    layer, and the image shipped stale code). So a file keeps the mtime first given to its content here, and
+    new content gets the current time: unchanged files hit the cache, changed ones never do.
+    """
+    record_path = CACHE / "context-mtimes.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    now = time.time()
     dockerfiles = [ROOT / ".dockerignore", ROOT / "Dockerfile.worker", ROOT / "Dockerfile.operator"]
     for path in [*_context_files(ROOT), *dockerfiles]:
-        target = dest / path.relative_to(ROOT)
+        relative = str(path.relative_to(ROOT))
+        target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        shutil.copy(path, target)
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        seen = record.get(relative)
+        if not seen or seen[0] != digest:
+            record[relative] = seen = [digest, now]
+        os.utime(target, (seen[1], seen[1]))
+    for folder, _, files in sorted(os.walk(dest), key=lambda entry: -len(entry[0])):  # a folder is as new as its files
+        stamps = [os.stat(os.path.join(folder, name)).st_mtime for name in files] or [0.0]
+        os.utime(folder, (max(stamps), max(stamps)))
+    record_path.write_text(json.dumps(record))
     return dest
 
 
