@@ -44,7 +44,8 @@ PAUSE_CFLAGS = ("-static", "-O2", "-s", "-Wall", "-Werror")
 # The host's CA bundle (it holds the TLS proxy's CA) is bind-mounted over the image's own for RUN steps only.
 # Both Debian's pip and pip>=24.2 trust that file, so no pip.conf is needed (a -v of one leaves an empty file).
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-APP_RECIPE = "buildah bud --layers, CA bundle mounted for RUN v1"
+# v2: the context's mtimes follow content (v1 archives could hold stale code from buildah's COPY cache).
+APP_RECIPE = "buildah bud --layers, CA bundle mounted for RUN, content-stamped context v2"
 NAMES = ("base", "worker", "operator", "redis", "pause", "coredns")
 
 
