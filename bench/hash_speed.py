@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "worker"))
 
 from phashfleet.hashing import Settings, hash_ref  # noqa: E402
+from phashfleet.hashing.algorithms import colorhash_binbits  # noqa: E402
 from phashfleet.hashing.synthetic import VERSION, photo_like  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
@@ -78,7 +79,7 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
     fast = Settings(algorithm=algorithm, hash_size=hash_size, exact=False, allowed_roots=roots)
     ref_fn = {
         "phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-        "whash": imagehash.whash, "colorhash": lambda im, n: imagehash.colorhash(im, binbits=n),
+        "whash": imagehash.whash, "colorhash": lambda im, n: imagehash.colorhash(im, binbits=colorhash_binbits(n)),
     }[algorithm]
     methods = {
         "imagehash": lambda p: str(ref_fn(Image.open(p), hash_size)),

@@ -15,9 +15,9 @@ from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
 from phashfleet.outputs import OutputError
 from phashfleet.sources import SourceError
-from phashfleet.status import RateMeter, job_status, now_iso
+from phashfleet.status import RateMeter, job_outcome, job_status, now_iso
 from phashfleet_operator.config import OperatorConfig
-from phashfleet_operator.reconcile import backlog_batches, grant, phase_for
+from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant
 
 Send = Callable[[str, int], None]
 Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
@@ -100,14 +100,9 @@ class JobEngine:
                 return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
-        phase = phase_for(snap, spec)
+        phase, reason, message = job_outcome(snap, spec.suspend)
         extra: dict[str, Any] = {"startTime": status.get("startTime") or now_iso()}
-        reason, message = {"Running": ("Hashing", "batches are being hashed"),
-                           "Suspended": ("Suspended", "spec.suspend is true; in-flight batches finish"),
-                           "Succeeded": ("Completed", "every file has a record")}[phase]
-        if phase == "Succeeded" and snap.done_files == 0:
-            reason, message = "NoFiles", "the source lists no files that match include/exclude"
-        if phase == "Succeeded":
+        if phase in TERMINAL_PHASES:
             try:
                 extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
             except (OutputError, OSError) as exc:
@@ -115,7 +110,10 @@ class JobEngine:
             extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
-            emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
+            if phase == "Succeeded":
+                emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
+            else:
+                emit("Warning", "Failed", message)
         elif phase == "Suspended" and previous_phase != "Suspended":
             emit("Normal", "Suspended", message)
         elif phase == "Running" and previous_phase == "Suspended":

@@ -1,11 +1,10 @@
-"""Plain decisions the handlers act on: who may enqueue now, how many workers, which phase."""
+"""Plain decisions the handlers act on: who may enqueue now and how many workers."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from phashfleet.jobspec import JobSpec
 from phashfleet.store import JobSnapshot
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -54,10 +53,3 @@ def desired_replicas(backlog: int, *, current: int, per_worker: int, minimum: in
     if now - idle_since >= cooldown:
         return ScaleDecision(minimum, idle_since)
     return ScaleDecision(max(current, minimum), idle_since)
-
-
-def phase_for(snap: JobSnapshot, spec: JobSpec) -> str:
-    """Running, Suspended or Succeeded from what Redis says (Failed is decided by the caller)."""
-    if snap.finished:
-        return "Succeeded"
-    return "Suspended" if spec.suspend else "Running"

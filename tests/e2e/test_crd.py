@@ -8,6 +8,8 @@ import json
 import pytest
 import yaml
 
+from phashfleet.jobspec import SpecError, parse_spec
+
 MINIMAL = {
     "apiVersion": "phashfleet.io/v1alpha1",
     "kind": "PhashJob",
@@ -74,6 +76,8 @@ INVALID = [
     ("retries-negative", {"maxRetries": -1}, "spec.maxRetries"),
     ("suspend-string", {"suspend": "yes"}, "spec.suspend"),
     ("ttl-negative", {"ttlSecondsAfterFinished": -5}, "spec.ttlSecondsAfterFinished"),
+    ("whash-12", {"algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
+    ("typo-field", {"algoritm": "dhash"}, "spec.algoritm"),
 ]
 
 
@@ -84,6 +88,33 @@ def test_invalid_manifest_is_refused_naming_the_field(control_plane, namespace, 
     assert field in result.stderr, result.stderr
     missing = control_plane.kubectl("get", "phj", name, "-n", namespace, check=False)
     assert missing.returncode != 0
+
+
+@pytest.mark.parametrize(("name", "spec", "field"), INVALID, ids=[i[0] for i in INVALID])
+def test_parse_spec_refuses_what_the_apiserver_refuses_naming_the_same_field(name, spec, field):
+    """`phashfleet run` checks a manifest with parse_spec: the same refusals as above, without an apiserver."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(_manifest(name, **spec)["spec"])
+    assert info.value.field == field
+
+
+def test_whash_sizes_the_apiserver_and_parse_spec_accept_are_the_same(control_plane, namespace):
+    def apiserver_accepts(size: int) -> bool:
+        text = yaml.safe_dump(_manifest(f"whash-{size}", algorithm="whash", hashSize=size))
+        result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text,
+                                       check=False)
+        assert result.returncode == 0 or "spec.hashSize" in result.stderr, result.stderr
+        return result.returncode == 0
+
+    def parse_spec_accepts(size: int) -> bool:
+        try:
+            parse_spec(_manifest("x", algorithm="whash", hashSize=size)["spec"])
+        except SpecError:
+            return False
+        return True
+
+    sizes = range(4, 33)
+    assert [s for s in sizes if apiserver_accepts(s)] == [s for s in sizes if parse_spec_accepts(s)] == [4, 8, 16, 32]
 
 
 def test_manifest_without_source_is_refused(control_plane, namespace):
@@ -103,6 +134,19 @@ def test_spec_change_after_creation_is_refused(control_plane, namespace, field, 
     assert f"spec.{field}" in result.stderr and "immutable" in result.stderr
 
 
+@pytest.mark.parametrize(("field", "value"), [("output", {"uri": "file:///out/x.jsonl"}), ("duplicates", {})])
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_adding_or_removing_an_optional_field_is_refused(control_plane, namespace, field, value, change):
+    name = f"presence-{field}-{change}"
+    with_field, without = _manifest(name, **{field: value}), _manifest(name)
+    first, then = (without, with_field) if change == "add" else (with_field, without)
+    control_plane.apply(first, namespace=namespace)
+    result = control_plane.apply(then, namespace=namespace, check=False)
+    assert result.returncode != 0, f"{change} of spec.{field} was accepted"
+    assert f"spec.{field}" in result.stderr and "immutable" in result.stderr, result.stderr
+    assert (field in control_plane.get_json("phj", name, namespace=namespace)["spec"]) == (change == "remove")
+
+
 def test_suspend_can_change_after_creation(control_plane, namespace):
     control_plane.apply(_manifest("pausable"), namespace=namespace)
     control_plane.kubectl("patch", "phj", "pausable", "-n", namespace, "--type=merge",
@@ -113,11 +157,27 @@ def test_suspend_can_change_after_creation(control_plane, namespace):
 def test_get_shows_printer_columns(control_plane, namespace):
     control_plane.apply(_manifest("columns"), namespace=namespace)
     control_plane.kubectl("patch", "phj", "columns", "-n", namespace, "--subresource=status", "--type=merge",
-                          "-p", json.dumps({"status": {"phase": "Running", "progress": "42%",
+                          "-p", json.dumps({"status": {"phase": "Running", "progress": "42%", "total": 1000,
                                                        "succeeded": 420, "failed": 3}}))
     out = control_plane.kubectl("get", "phj", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "SUCCEEDED", "FAILED", "AGE"]
-    assert out[1].split()[:5] == ["columns", "Running", "42%", "420", "3"]
+    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "TOTAL", "SUCCEEDED", "FAILED", "AGE"]
+    assert out[1].split()[:6] == ["columns", "Running", "42%", "1000", "420", "3"]
+
+
+def test_wide_output_shows_the_reason_and_message_of_the_true_condition(control_plane, namespace):
+    control_plane.apply(_manifest("wide"), namespace=namespace)
+    conditions = [{"type": t, "status": "True" if t == "Failed" else "False", "reason": f"Job{t}", "message": "",
+                   "lastTransitionTime": "2025-01-01T00:00:00Z"} for t in ("Progressing", "Suspended", "Complete")]
+    conditions.append({"type": "Failed", "status": "True", "reason": "AllFilesFailed",
+                       "message": "no file could be hashed", "lastTransitionTime": "2025-01-01T00:00:00Z"})
+    control_plane.kubectl("patch", "phj", "wide", "-n", namespace, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {"phase": "Failed", "progress": "100%", "total": 3,
+                                                       "succeeded": 0, "failed": 3, "conditions": conditions}}))
+    out = control_plane.kubectl("get", "phj", "wide", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "TOTAL", "SUCCEEDED", "FAILED", "AGE", "REASON", "MESSAGE"]
+    cells = out[1].split()
+    assert cells[:6] == ["wide", "Failed", "100%", "3", "0", "3"]
+    assert cells[7:] == ["AllFilesFailed", "no", "file", "could", "be", "hashed"]
 
 
 def test_status_is_written_only_through_the_subresource(control_plane, namespace):

@@ -61,6 +61,22 @@ def test_a_job_with_no_matching_files_ends_with_a_clear_condition(control_plane,
     assert complete["status"] == "True" and complete["reason"] == "NoFiles"
 
 
+def test_a_job_whose_every_file_fails_ends_failed_not_succeeded(control_plane, fleet):
+    fleet["data"].mkdir(parents=True)
+    for i in range(3):
+        (fleet["data"] / f"broken {i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    output = fleet["tmp"] / "all-failed.jsonl"
+    control_plane.apply(phash_job("hopeless", f"file://{fleet['data']}", str(output)), namespace=fleet["namespace"])
+    status = wait_phase(control_plane, fleet, "hopeless", timeout=120)
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Failed" and (status["total"], status["failed"], status["succeeded"]) == (3, 3, 0)
+    assert by_type["Failed"]["status"] == "True" and by_type["Failed"]["reason"] == "AllFilesFailed"
+    assert by_type["Complete"]["status"] == "False"
+    assert len(output.read_text().splitlines()) == 3  # the records say why each file failed
+    events = json.loads(control_plane.kubectl("get", "events", "-n", fleet["namespace"], "-o", "json").stdout)
+    assert any(e["reason"] == "Failed" and e["type"] == "Warning" for e in events["items"])
+
+
 def test_an_unreachable_source_fails_with_a_reason(control_plane, fleet):
     missing = fleet["tmp"] / "does-not-exist"
     control_plane.apply(phash_job("nowhere", f"file://{missing}", str(fleet["tmp"] / "x.jsonl")),

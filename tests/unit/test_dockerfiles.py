@@ -83,13 +83,13 @@ def test_shape(image):
 
 
 def test_dockerignore_keeps_the_context_to_the_sources():
-    """Only pyproject.toml, README.md, worker/ and operator/ go into the build context."""
+    """Only pyproject.toml, README.md, worker/, operator/ and the CRD the wheel ships go into the build context."""
     lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
-    assert {line[1:] for line in lines if line.startswith("!")} == {"pyproject.toml", "README.md", "worker/",
-                                                                      "operator/"}
+    sources = {"pyproject.toml", "README.md", "worker/", "operator/", "crds/phashjobs.phashfleet.io.yaml"}
+    assert {line[1:] for line in lines if line.startswith("!")} == sources
     copied = {a.split()[0] for p in IMAGES.values() for k, a in instructions(p) if k == "COPY" and "--from" not in a}
-    assert copied <= {"pyproject.toml", "README.md", "worker/", "operator/"}
+    assert copied <= sources
 
 
 def test_hadolint_finds_nothing(tmp_path):
@@ -179,7 +179,8 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
     """
     workdir, venv, wheels = tmp_path / "src", tmp_path / "venv", tmp_path / "wheels"
     workdir.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "crds/phashjobs.phashfleet.io.yaml"):
+        (workdir / name).parent.mkdir(exist_ok=True)
         (workdir / name).write_bytes((ROOT / name).read_bytes())
     for folder in ("worker", "operator"):
         subprocess.run(["cp", "-r", str(ROOT / folder), str(workdir / folder)], check=True)
@@ -205,6 +206,11 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
                             "print(phashfleet.__file__); print(o.__file__)"],
                            capture_output=True, text=True, check=True).stdout.split()
     assert all(p.startswith(str(fresh)) for p in where), f"imported from outside the fresh venv: {where}"
+    # The spec's fields and defaults come from the CRD the wheel carries.
+    parsed = subprocess.run([python, "-c", "from phashfleet.jobspec import _crd_path, parse_spec; "
+                             "print(_crd_path()); print(parse_spec({'source': {'uri': '/d'}}).hash_size)"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert parsed[0].startswith(str(fresh)) and parsed[1] == "8", parsed
     for args in ((), ("operator",), ("worker",)):
         out = subprocess.run([str(fresh / "bin" / "phashfleet"), *args, "--help"], capture_output=True, text=True,
                              timeout=120)

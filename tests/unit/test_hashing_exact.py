@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
+from phashfleet.hashing.algorithms import colorhash_binbits
 from phashfleet.hashing.synthetic import photo_like
+from phashfleet.jobspec import parse_spec
 
 SIZES = {
     "phash": (4, 7, 8, 16, 32),
@@ -23,7 +25,7 @@ REFERENCE = {
     "dhash": imagehash.dhash,
     "ahash": imagehash.average_hash,
     "whash": imagehash.whash,
-    "colorhash": lambda image, size: imagehash.colorhash(image, binbits=size),
+    "colorhash": lambda image, size: imagehash.colorhash(image, binbits=colorhash_binbits(size)),
 }
 
 
@@ -62,6 +64,20 @@ def test_exact_matches_imagehash_bit_for_bit(files, algorithm):
             expected = str(REFERENCE[algorithm](Image.open(path), size))
             assert record["status"] == "ok", (name, record)
             assert record["hash"] == expected, (algorithm, size, name)
+
+
+#: imagehash's functions called with their own defaults only.
+IMAGEHASH_DEFAULTS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
+                      "whash": imagehash.whash, "colorhash": imagehash.colorhash}
+
+
+@pytest.mark.parametrize("algorithm", list(SIZES))
+def test_exact_at_the_default_hash_size_is_imagehash_with_its_own_defaults(files, algorithm):
+    """A job that sets only its algorithm gets what imagehash gives with no arguments (colorhash: binbits 3)."""
+    hash_size = parse_spec({"source": {"uri": "/d"}, "algorithm": algorithm}).hash_size
+    path = files["rgb.png"]
+    settings = Settings(algorithm=algorithm, hash_size=hash_size, exact=True, allowed_roots=(str(path.parent),))
+    assert hash_ref(str(path), settings)["hash"] == str(IMAGEHASH_DEFAULTS[algorithm](Image.open(path)))
 
 
 @pytest.mark.parametrize("algorithm", list(SIZES))

@@ -144,7 +144,7 @@ def test_colorhash_fast_decodes_at_half_size_and_stays_close(large):
     settings = Settings(algorithm="colorhash", hash_size=8, allowed_roots=(str(CACHE),))
     for path in large:
         got = hash_ref(str(path), settings)["hash"]
-        assert bits_apart(got, str(imagehash.colorhash(Image.open(path), binbits=8))) <= 4
+        assert bits_apart(got, str(imagehash.colorhash(Image.open(path)))) <= 4
 
 
 def test_png_fast_path_reduces_in_memory_and_matches(tmp_path):

@@ -1,11 +1,12 @@
-"""Spec parsing (defaults, errors naming the field) and status building (progress, conditions, rate)."""
+"""Spec parsing (defaults, errors naming the field), the job's outcome and status building (progress,
+conditions, rate)."""
 
 from __future__ import annotations
 
 import pytest
 
-from phashfleet.jobspec import SpecError, parse_spec
-from phashfleet.status import RateMeter, conditions, job_status, progress_text
+from phashfleet.jobspec import SpecError, load_manifest, parse_spec
+from phashfleet.status import RateMeter, conditions, job_outcome, job_status, progress_text
 from phashfleet.store import JobSnapshot
 
 
@@ -28,11 +29,65 @@ def test_defaults_match_the_crd():
     ({"source": {"uri": "/d"}, "batchSize": True}, "spec.batchSize"),
     ({"source": {"uri": "/d"}, "output": {"format": "csv"}}, "spec.output.uri"),
     ({"source": {"uri": "/d"}, "output": {"uri": "/o", "format": "xml"}}, "spec.output.format"),
+    ({"source": {"uri": "/d"}, "algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
+    ({"source": {"uri": "/d"}, "algoritm": "dhash"}, "spec.algoritm"),
+    ({"source": {"uri": "/d", "inclde": ["*.png"]}}, "spec.source.inclde"),
+    ({"source": {"uri": "/d"}, "duplicates": {"distance": 3}}, "spec.duplicates.distance"),
+    ({"source": {"uri": "/d"}, "exact": "yes"}, "spec.exact"),
+    ({"source": {"uri": "/d"}, "suspend": 1}, "spec.suspend"),
+    ({"source": {"uri": "/d", "include": "*.png"}}, "spec.source.include"),
+    ({"source": {"uri": ""}}, "spec.source.uri"),
 ])
 def test_bad_specs_name_the_field(spec, field):
     with pytest.raises(SpecError) as info:
         parse_spec(spec)
     assert info.value.field == field and str(info.value).startswith(field)
+
+
+def test_an_unknown_field_is_refused_with_a_hint():
+    with pytest.raises(SpecError, match=r"spec\.algoritm: unknown field \(did you mean algorithm\?\)"):
+        parse_spec({"source": {"uri": "/d"}, "algoritm": "dhash"})
+    with pytest.raises(SpecError, match="known fields: source, algorithm"):
+        parse_spec({"source": {"uri": "/d"}, "zzz": 1})
+
+
+def test_an_unknown_top_level_field_of_a_manifest_is_refused(tmp_path):
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text("apiVersion: phashfleet.io/v1alpha1\nkind: PhashJob\nspecs: {}\n")
+    with pytest.raises(SpecError) as info:
+        load_manifest(manifest)
+    assert info.value.field == "specs" and "did you mean spec?" in str(info.value)
+
+
+def test_whash_takes_powers_of_two_and_nulls_are_dropped_as_the_apiserver_does():
+    assert [n for n in range(4, 33) if _accepted({"algorithm": "whash", "hashSize": n})] == [4, 8, 16, 32]
+    assert all(_accepted({"algorithm": "phash", "hashSize": n}) for n in range(4, 33))
+    spec = parse_spec({"source": {"uri": "/d", "include": None}, "priority": None})
+    assert spec.priority == "normal" and "**/*.jpg" in spec.source["include"]
+
+
+def _accepted(fields: dict) -> bool:
+    try:
+        parse_spec({"source": {"uri": "/d"}, **fields})
+    except SpecError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("snap", "suspend", "outcome"), [
+    (JobSnapshot(exists=True, total=10, listed=4, inflight=2), False, ("Running", "Hashing")),
+    (JobSnapshot(exists=True, total=10, listed=4, inflight=2), True, ("Suspended", "Suspended")),
+    (JobSnapshot(exists=True, total=5), True, ("Suspended", "Suspended")),
+    (JobSnapshot(exists=True, listing_done=True), False, ("Succeeded", "NoFiles")),
+    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, ok=1, failed=2), False, ("Succeeded", "Completed")),
+    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, skipped=3), False, ("Succeeded", "Completed")),
+    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=3), False, ("Failed", "AllFilesFailed")),
+    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=2, skipped=1), True,
+     ("Failed", "AllFilesFailed")),
+])
+def test_outcome_is_failed_when_files_were_found_and_none_was_hashed(snap, suspend, outcome):
+    phase, reason, message = job_outcome(snap, suspend)
+    assert (phase, reason) == outcome and message
 
 
 def test_progress_text_rounds_down():

@@ -1,10 +1,9 @@
-"""Plain decisions of the operator: priority grants, replicas, backlog, phase, job ids."""
+"""Plain decisions of the operator: priority grants, replicas, backlog, job ids."""
 
 from __future__ import annotations
 
-from phashfleet.jobspec import parse_spec
 from phashfleet.store import JobSnapshot
-from phashfleet_operator.reconcile import backlog_batches, desired_replicas, grant, job_id, phase_for
+from phashfleet_operator.reconcile import backlog_batches, desired_replicas, grant, job_id
 
 
 def test_job_id_is_readable_and_changes_with_uid():
@@ -48,11 +47,3 @@ def test_scale_to_zero_only_after_idle_cooldown():
     busy_again = desired_replicas(2, current=0, per_worker=2, minimum=0, maximum=5, idle_since=100.0, now=140.0,
                                   cooldown=30)
     assert busy_again.replicas == 1 and busy_again.idle_since is None
-
-
-def test_phase_from_snapshot_and_suspend():
-    spec = parse_spec({"source": {"uri": "/x"}})
-    running = JobSnapshot(exists=True, total=10, listed=4, inflight=2)
-    assert phase_for(running, spec) == "Running"
-    assert phase_for(running, parse_spec({"source": {"uri": "/x"}, "suspend": True})) == "Suspended"
-    assert phase_for(JobSnapshot(exists=True, total=10, listed=10, listing_done=True), spec) == "Succeeded"

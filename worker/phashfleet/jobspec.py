@@ -1,22 +1,31 @@
-"""A PhashJob's spec as data: defaults as the CRD has them, and the checks the schema cannot make."""
+"""A PhashJob's spec as data: the CRD's schema (fields, defaults, bounds) applied as the apiserver applies it,
+and the checks of its CEL rules."""
 
 from __future__ import annotations
 
+import copy
+import difflib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
+CRD_FILE = "phashjobs.phashfleet.io.yaml"
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}
-OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
 SCHEMES = ("", "file", "s3", "s3a", "http", "https")
-
-
-def _crd_default_include() -> list[str]:
-    return ["**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.gif", "**/*.bmp", "**/*.tif", "**/*.tiff",
-            "**/*.heic", "**/*.heif", "**/*.avif", "**/*.mp4", "**/*.mov", "**/*.mkv", "**/*.webm"]
+#: The CRD's CEL rule for whash, in Python (hashSize is 4..32, so these are its powers of two).
+WHASH_SIZES = (4, 8, 16, 32)
+_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+#: Schema keyword: (whether a value keeps to it, what the error says).
+_BOUNDS = {
+    "minimum": (lambda v, n: v >= n, "must be >= {}"),
+    "maximum": (lambda v, n: v <= n, "must be <= {}"),
+    "minLength": (lambda v, n: len(v) >= n, "must be at least {} characters long"),
+    "maxLength": (lambda v, n: len(v) <= n, "must be at most {} characters long"),
+    "maxItems": (lambda v, n: len(v) <= n, "must have at most {} items"),
+}
 
 
 class SpecError(ValueError):
@@ -32,17 +41,17 @@ class JobSpec:
     """The parts of `PhashJob.spec` the job logic reads, with the CRD's defaults filled in."""
 
     source: dict[str, Any]
-    algorithm: str = "phash"
-    hash_size: int = 8
-    exact: bool = False
-    batch_size: int = 64
-    priority: str = "normal"
-    max_retries: int = 3
-    timeout_seconds: int = 60
-    output: dict[str, Any] | None = None
-    max_distance: int | None = None
-    suspend: bool = False
-    ttl_seconds: int = 86400
+    algorithm: str
+    hash_size: int
+    exact: bool
+    batch_size: int
+    priority: str
+    max_retries: int
+    timeout_seconds: int
+    output: dict[str, Any] | None
+    max_distance: int | None
+    suspend: bool
+    ttl_seconds: int
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,71 +65,116 @@ class JobSpec:
                 "timeout_seconds": self.timeout_seconds, "batch_size": self.batch_size}
 
 
-def _bounded(spec: dict, name: str, default: int, low: int, high: int | None) -> int:
-    value = spec.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise SpecError(f"spec.{name}", f"must be an integer {bound}, got {value!r}")
-    return value
+def _crd_path() -> Path:
+    here = Path(__file__).resolve().parent
+    # A wheel carries a copy beside the package (pyproject's force-include); a checkout has crds/.
+    for path in (here / "crds" / CRD_FILE, here.parents[1] / "crds" / CRD_FILE):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{CRD_FILE} is neither in the package nor in the checkout's crds/")
 
 
-def _choice(spec: dict, name: str, default: str, allowed) -> str:
-    value = spec.get(name, default)
-    if value not in allowed:
-        raise SpecError(f"spec.{name}", f"must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+@functools.cache
+def manifest_schema() -> dict[str, Any]:
+    """The PhashJob openAPIV3Schema from the CRD: the one source of the spec's fields, defaults and bounds."""
+    (version,) = yaml.safe_load(_crd_path().read_text())["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def with_defaults(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` as the apiserver stores it: nulls dropped and the schema's defaults filled in, at every level."""
+    props = schema.get("properties")
+    if not isinstance(value, dict) or props is None:
+        return value
+    out = {name: copy.deepcopy(prop["default"]) for name, prop in props.items() if "default" in prop}
+    out.update({name: with_defaults(item, props.get(name, {})) for name, item in value.items() if item is not None})
+    return out
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    return isinstance(value, _TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
+
+
+def _check_known(value: dict, props: dict[str, Any], path: str) -> None:
+    for name in value:
+        if name not in props:
+            where = f"{path}.{name}" if path else name
+            close = difflib.get_close_matches(name, props, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known fields: {', '.join(props)}"
+            raise SpecError(where, f"unknown field ({hint})")
+
+
+def _check_object(value: dict, schema: dict[str, Any], path: str) -> None:
+    props = schema.get("properties")
+    if props is None:
+        return  # a free-form object, like metadata
+    _check_known(value, props, path)
+    for name in schema.get("required", ()):
+        if name not in value:
+            raise SpecError(f"{path}.{name}", "is required")
+    for name, item in value.items():
+        check_schema(item, props[name], f"{path}.{name}")
+
+
+def check_schema(value: Any, schema: dict[str, Any], path: str) -> None:
+    """Raise SpecError at the first place `value` breaks `schema`: an unknown field, a type, an enum or a bound."""
+    kind = schema.get("type")
+    if kind and not _is_type(value, kind):
+        raise SpecError(path, f"must be of type {kind}, got {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise SpecError(path, f"must be one of {', '.join(map(str, schema['enum']))}, got {value!r}")
+    for keyword, (holds, text) in _BOUNDS.items():
+        if keyword in schema and not holds(value, schema[keyword]):
+            raise SpecError(path, f"{text.format(schema[keyword])}, got {value!r}")
+    if isinstance(value, dict):
+        _check_object(value, schema, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_schema(item, schema.get("items", {}), f"{path}[{i}]")
 
 
 def _scheme(uri: str) -> str:
     return uri.split("://", 1)[0] if "://" in uri else ""
 
 
-def parse_spec(spec: dict[str, Any]) -> JobSpec:
-    """Check a spec dict and return a JobSpec; raise SpecError naming the first bad field."""
-    if not isinstance(spec, dict):
-        raise SpecError("spec", "must be an object")
-    source = spec.get("source")
-    if not isinstance(source, dict):
-        raise SpecError("spec.source", "is required and must be an object")
-    if not source.get("uri") and not source.get("files"):
+def _check_rules(spec: dict[str, Any]) -> None:
+    """What the CRD's CEL rules refuse on create, and the URL schemes, which only code can check."""
+    source = spec["source"]
+    if not source.get("uri") and not source["files"]:
         raise SpecError("spec.source", "must name at least one of uri or files")
-    for ref in [source.get("uri") or "", *(source.get("files") or [])]:
+    for ref in [source.get("uri") or "", *source["files"]]:
         if ref and _scheme(ref) not in SCHEMES:
             raise SpecError("spec.source", f"unsupported URL scheme in {ref!r} (use file://, s3:// or http(s)://)")
-    source = {"include": _crd_default_include(), "exclude": [], "files": [], **source}
-    output = spec.get("output")
-    if output is not None:
-        if not isinstance(output, dict) or not output.get("uri"):
-            raise SpecError("spec.output.uri", "is required when output is set")
-        output = {"format": "jsonl", **output}
-        if output["format"] not in OUTPUT_FORMATS:
-            raise SpecError("spec.output.format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
+    if spec["algorithm"] == "whash" and spec["hashSize"] not in WHASH_SIZES:
+        raise SpecError("spec.hashSize", f"must be a power of two (4, 8, 16 or 32) when spec.algorithm is whash, "
+                                         f"got {spec['hashSize']}")
+
+
+def parse_spec(spec: dict[str, Any]) -> JobSpec:
+    """Check a spec dict as the apiserver would and return a JobSpec; raise SpecError naming the first bad field."""
+    if not isinstance(spec, dict):
+        raise SpecError("spec", "must be an object")
+    schema = manifest_schema()["properties"]["spec"]
+    spec = with_defaults(spec, schema)
+    check_schema(spec, schema, "spec")
+    _check_rules(spec)
     duplicates = spec.get("duplicates")
-    max_distance = None
-    if duplicates is not None:
-        max_distance = _bounded(duplicates if isinstance(duplicates, dict) else {}, "maxDistance", 6, 0, 16)
     return JobSpec(
-        source=source,
-        algorithm=_choice(spec, "algorithm", "phash", ALGORITHMS),
-        hash_size=_bounded(spec, "hashSize", 8, 4, 32),
-        exact=bool(spec.get("exact", False)),
-        batch_size=_bounded(spec, "batchSize", 64, 1, 1000),
-        priority=_choice(spec, "priority", "normal", tuple(PRIORITIES)),
-        max_retries=_bounded(spec, "maxRetries", 3, 0, 20),
-        timeout_seconds=_bounded(spec, "timeoutSeconds", 60, 1, 3600),
-        output=output,
-        max_distance=max_distance,
-        suspend=bool(spec.get("suspend", False)),
-        ttl_seconds=_bounded(spec, "ttlSecondsAfterFinished", 86400, 0, None),
+        source=spec["source"], algorithm=spec["algorithm"], hash_size=spec["hashSize"], exact=spec["exact"],
+        batch_size=spec["batchSize"], priority=spec["priority"], max_retries=spec["maxRetries"],
+        timeout_seconds=spec["timeoutSeconds"], output=spec.get("output"),
+        max_distance=duplicates["maxDistance"] if duplicates is not None else None,
+        suspend=spec["suspend"], ttl_seconds=spec["ttlSecondsAfterFinished"],
     )
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
-    """Read a PhashJob manifest file; raise SpecError when it is not one."""
+    """Read a PhashJob manifest file; raise SpecError when it is not one (or has a field the CRD does not know)."""
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError("manifest", f"cannot read {path}: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("kind") != "PhashJob":
         raise SpecError("kind", f"{path} is not a PhashJob manifest")
+    _check_known(doc, manifest_schema()["properties"], "")
     return doc

@@ -18,7 +18,7 @@ from typing import Any
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
-from phashfleet.status import RateMeter, job_status, now_iso
+from phashfleet.status import RateMeter, job_outcome, job_status, now_iso
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -28,14 +28,14 @@ DRIVER_TICK = 0.1
 
 @dataclass
 class RunResult:
-    """The final status and whether the job succeeded."""
+    """The final status and whether the run went as the manifest asked."""
 
     status: dict[str, Any]
 
     @property
     def ok(self) -> bool:
-        """True when the job reached Succeeded."""
-        return self.status.get("phase") == "Succeeded"
+        """True unless the job Failed (a suspended job is not run, and that is what it asked for)."""
+        return self.status.get("phase") != "Failed"
 
 
 def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ...]) -> list[dict]:
@@ -49,9 +49,12 @@ def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ..
 def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float,
                   output_roots) -> dict[str, Any]:
     snap = store.snapshot(job_id)
-    extra = {"startTime": started, "completionTime": now_iso()}
-    extra.update(finish_job(store, job_id, spec, output_roots))
-    return job_status(snap, phase="Succeeded", reason="Completed", message="every file has a record", rate=rate,
+    phase, reason, message = job_outcome(snap, spec.suspend)
+    extra = {"startTime": started}
+    if snap.finished:
+        extra["completionTime"] = now_iso()
+        extra.update(finish_job(store, job_id, spec, output_roots))
+    return job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
                       failures=store.failures(job_id), extra=extra)
 
 
@@ -119,7 +122,7 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
-            if snap.finished:
+            if snap.finished or spec.suspend:  # a suspended job hands nothing out: it would never finish
                 break
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"worker processes exited with code {proc.returncode}")

@@ -46,6 +46,20 @@ class RateMeter:
         return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
 
 
+def job_outcome(snap: JobSnapshot, suspend: bool) -> tuple[str, str, str]:
+    """(phase, condition reason, message) from what the store knows: the one place that decides how a job ends."""
+    if not snap.finished:
+        if suspend:
+            return "Suspended", "Suspended", "spec.suspend is true: no new batches (in-flight ones finish)"
+        return "Running", "Hashing", "batches are being hashed"
+    if snap.done_files == 0:
+        return "Succeeded", "NoFiles", "the source lists no files that match include/exclude"
+    if snap.ok == 0 and snap.failed > 0:
+        return ("Failed", "AllFilesFailed",
+                f"no file could be hashed: {snap.failed} failed, {snap.skipped} skipped (see status.failures)")
+    return "Succeeded", "Completed", "every file has a record"
+
+
 def conditions(phase: str, reason: str, message: str, previous: list[dict] | None, at: str) -> list[dict]:
     """Conditions for `phase`: its own type True with reason/message, the others False.
 

@@ -40,7 +40,7 @@ def _progress(total: int):
 @click.option("--algorithm", "-a", type=click.Choice(ALGORITHMS), default="phash", show_default=True,
               help="Hash algorithm.")
 @click.option("--hash-size", "-s", type=click.IntRange(MIN_HASH_SIZE, MAX_HASH_SIZE), default=8, show_default=True,
-              help="Hash size (bits per side; binbits for colorhash; a power of two for whash).")
+              help="Hash size (bits per side; a power of two for whash; colorhash: binbits = size*3//8).")
 @click.option("--exact", is_flag=True, help="Bit-identical to imagehash (slower); default is the fast decode path.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Files hashed at once, one process each  [default: all cores]")

@@ -8,8 +8,13 @@ from PIL import Image
 ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
 
 
+def colorhash_binbits(hash_size: int) -> int:
+    """colorhash's ``binbits`` for a hash size: 3/8 of it, so the default 8 gives imagehash's own default 3."""
+    return hash_size * 3 // 8
+
+
 def exact_hash(image: Image.Image, algorithm: str, hash_size: int) -> imagehash.ImageHash:
-    """Hash ``image`` with imagehash's own function; colorhash takes ``hash_size`` as ``binbits``."""
+    """Hash ``image`` with imagehash's own function (colorhash with ``colorhash_binbits(hash_size)``)."""
     if algorithm == "phash":
         return imagehash.phash(image, hash_size)
     if algorithm == "dhash":
@@ -19,7 +24,7 @@ def exact_hash(image: Image.Image, algorithm: str, hash_size: int) -> imagehash.
     if algorithm == "whash":
         return imagehash.whash(image, hash_size)
     if algorithm == "colorhash":
-        return imagehash.colorhash(image, binbits=hash_size)
+        return imagehash.colorhash(image, binbits=colorhash_binbits(hash_size))
     raise ValueError(f"unknown algorithm {algorithm!r}")
 
 

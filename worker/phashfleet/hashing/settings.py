@@ -16,7 +16,7 @@ class Settings:
 
     Parameters:
       algorithm(str): phash | dhash | ahash | whash | colorhash.
-      hash_size(int): 4..32; a power of two for whash; imagehash's ``binbits`` for colorhash.
+      hash_size(int): 4..32; a power of two for whash; ``binbits`` = hash_size * 3 // 8 for colorhash.
       exact(bool): bit-identical to imagehash when true; the fast decode path when false.
       timeout_seconds(float): per-file limit, enforced by killing the hashing process.
       allowed_roots(tuple): local directories a file:// or plain path may resolve into.
