@@ -1,4 +1,8 @@
-"""The one Dramatiq actor: hash a batch of files and record every file's result exactly once."""
+"""The one Dramatiq actor: hash a batch of files and record every file's result exactly once.
+
+A batch that raises is tried again with Dramatiq's backoff until it has had its job's spec.maxRetries
+retries; then its files without a record become `failed` records naming the error, so the job ends.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,15 @@ import time
 from typing import Any
 
 import dramatiq
-import redis
-from dramatiq.middleware import Shutdown
+from dramatiq.middleware import CurrentMessage
 
 from phashfleet import keys, metrics
 from phashfleet.access import allowed_roots_from_env
 from phashfleet.cached import hash_with_cache
 from phashfleet.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
+from phashfleet.hashing.settings import max_retries_of
+from phashfleet.records import make_record
 from phashfleet.store import RedisJobStore
 
 log = logging.getLogger("phashfleet.worker")
@@ -22,12 +27,31 @@ log = logging.getLogger("phashfleet.worker")
 ACTOR_NAME = "hash_batch"
 #: Seconds between writes of finished records while a batch is being hashed (each write renews the lease).
 FLUSH_INTERVAL = 0.5
-#: Dramatiq retries a batch only for infrastructure errors, never for bad files (those are records).
-INFRA_ERRORS = (redis.RedisError, ConnectionError, TimeoutError, Shutdown)
+#: Retries of a batch that keeps raising although its job allows no more: only while the failed records
+#: cannot be written either (Redis down); then Dramatiq gives the message up and the operator's resend of
+#: the overdue batch starts it again. spec.maxRetries is at most 20, so this never cuts a job's retries short.
+RETRY_CEILING = 30
+#: Characters of an error's text kept in a failed record's reason.
+REASON_CHARS = 300
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:
-    return isinstance(exc, INFRA_ERRORS) and retries < 20
+    # The actor raises only to be tried again (it records a batch as failed itself once the job's
+    # spec.maxRetries are used up, see BatchHasher.retries_left), so every raise is a retry.
+    return retries < RETRY_CEILING
+
+
+def batch_error(exc: BaseException) -> str:
+    """The reason recorded for each file of a batch that kept raising `exc`."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
+    return f"batch_error: {type(exc).__name__}: {text}" if text else f"batch_error: {type(exc).__name__}"
+
+
+def _retries_so_far() -> int:
+    """How many times Dramatiq has retried the message being processed (0 on its first delivery)."""
+    message = CurrentMessage.get_current_message()
+    return int(message.options.get("retries", 0)) if message is not None else 0
 
 
 def send_batch(broker: dramatiq.Broker, job_id: str, batch_id: int) -> None:
@@ -54,9 +78,7 @@ class BatchHasher:
         if files is None:
             metrics.BATCHES_PROCESSED.labels("dropped").inc()
             return "dropped: batch already done"
-        hash_settings = Settings(algorithm=settings["algorithm"], hash_size=settings["hash_size"],
-                                 exact=settings["exact"], timeout_seconds=settings["timeout_seconds"],
-                                 allowed_roots=self.allowed_roots)
+        hash_settings = Settings.from_job(settings, self.allowed_roots)
         job_label = job_id.rsplit(".", 1)[0]
         self._init_series(job_label, settings["algorithm"])
         pending: list[dict[str, Any]] = []
@@ -69,6 +91,8 @@ class BatchHasher:
                 metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
                 last_file = now
                 self._observe(job_label, settings["algorithm"], record)
+                if record["status"] == "failed":
+                    log.warning("failed %s: %s", record["path"], record["reason"])
                 pending.append(record)
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL:
                     if self.store.record(job_id, batch_id, pending, finish=False,
@@ -81,6 +105,35 @@ class BatchHasher:
             metrics.WORKER_INFLIGHT.dec()
         metrics.BATCHES_PROCESSED.labels("done").inc()
         return "done"
+
+    def retries_left(self, job_id: str, retries: int) -> bool:
+        """True while a batch of the job that has been retried `retries` times may be tried again."""
+        snap = self.store.snapshot(job_id)
+        return snap.settings is not None and retries < max_retries_of(snap.settings)
+
+    def fail_rest(self, job_id: str, batch_id: int, reason: str) -> str:
+        """Give up on a batch: every file of it without a record gets a failed one, and the batch is done."""
+        snap = self.store.snapshot(job_id)
+        files = self.store.batch_files(job_id, batch_id)
+        if not snap.exists or snap.settings is None or files is None:
+            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            return "dropped: batch already done or job gone"
+        recorded = self.store.client.hmget(keys.job(job_id, "results"), files) if files else []
+        settings = snap.settings
+        records = [make_record(path, algorithm=settings["algorithm"], hash_size=settings["hash_size"],
+                               status="failed", reason=reason)
+                   for path, raw in zip(files, recorded) if raw is None]
+        # Set-if-absent like every record: a file some other delivery recorded meanwhile keeps its record.
+        if self.store.record(job_id, batch_id, records, finish=True) < 0:
+            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            return "dropped: job state disappeared"
+        job_label = job_id.rsplit(".", 1)[0]
+        self._init_series(job_label, settings["algorithm"])
+        for record in records:
+            self._observe(job_label, settings["algorithm"], record)
+            log.warning("failed %s: %s", record["path"], reason)
+        metrics.BATCHES_PROCESSED.labels("failed").inc()
+        return f"failed: {len(records)} files without a record after the last retry ({reason})"
 
     @staticmethod
     def _init_series(job: str, algorithm: str) -> None:
@@ -103,9 +156,22 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
     hasher = BatchHasher(RedisJobStore(broker.client), allowed_roots_from_env())
 
     def hash_batch(job_id: str, batch_id: int) -> None:
-        """Hash one batch of a job."""
-        log.debug("batch %s/%s: %s", job_id, batch_id, hasher(job_id, batch_id))
+        """Hash one batch of a job; after its last retry, record the files it could not as failed."""
+        try:
+            outcome = hasher(job_id, batch_id)
+        except Exception as exc:  # not Dramatiq's Shutdown or TimeLimitExceeded (BaseExceptions): no failures
+            retries = _retries_so_far()
+            if hasher.retries_left(job_id, retries):
+                log.warning("batch %s/%s raised on try %d, trying again: %s", job_id, batch_id, retries + 1,
+                            batch_error(exc))
+                raise
+            log.warning("batch %s/%s raised on its last try (%d): %s", job_id, batch_id, retries + 1,
+                        batch_error(exc), exc_info=True)
+            outcome = hasher.fail_rest(job_id, batch_id, batch_error(exc))
+        log.debug("batch %s/%s: %s", job_id, batch_id, outcome)
 
+    if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
+        broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
     broker.declare_queue(keys.QUEUE)
     return dramatiq.actor(hash_batch, actor_name=ACTOR_NAME, queue_name=keys.QUEUE, broker=broker,
                           retry_when=_retry_when, min_backoff=500, max_backoff=30_000,

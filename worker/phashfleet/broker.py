@@ -26,6 +26,10 @@ class RedisNotConfigured(RuntimeError):
     """PHASHFLEET_REDIS_URL is not set."""
 
 
+class RedisAuthFailed(RuntimeError):
+    """Redis refused the configured credentials: no retry can help, only fixing the setting."""
+
+
 def redis_client(url: str | None = None, password: str | None = None) -> redis.Redis:
     """A redis-py client for the configured server (password from the environment unless given)."""
     url = url or os.environ.get(REDIS_URL_ENV)
@@ -34,6 +38,23 @@ def redis_client(url: str | None = None, password: str | None = None) -> redis.R
     password = password if password is not None else os.environ.get(REDIS_PASSWORD_ENV) or None
     return redis.Redis.from_url(url, password=password, socket_timeout=30, socket_connect_timeout=10,
                                 health_check_interval=30, retry_on_timeout=True)
+
+
+def check_credentials(client: redis.Redis) -> None:
+    """Raise RedisAuthFailed, naming the server and the setting, when Redis refuses the client's password.
+
+    An unreachable server passes: it may be starting, and Dramatiq's consumers reconnect on their own.
+    """
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.AuthenticationWrongNumberOfArgsError) as exc:
+        conn = client.connection_pool.connection_kwargs
+        where = conn.get("path") or f"{conn.get('host')}:{conn.get('port')}"  # a unix socket has a path
+        where = f"{where}/{conn.get('db', 0)}"
+        raise RedisAuthFailed(f"Redis at {where} refused the credentials ({exc}); "
+                              f"check {REDIS_PASSWORD_ENV}") from None
+    except (redis.ConnectionError, redis.TimeoutError):
+        return
 
 
 def make_broker(client: redis.Redis | None = None, *, prometheus: bool = False) -> RedisBroker:

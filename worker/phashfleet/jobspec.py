@@ -62,7 +62,8 @@ class JobSpec:
     def hash_settings(self) -> dict[str, Any]:
         """The settings every worker of this job hashes with (stored with the job in Redis)."""
         return {"algorithm": self.algorithm, "hash_size": self.hash_size, "exact": self.exact,
-                "timeout_seconds": self.timeout_seconds, "batch_size": self.batch_size}
+                "timeout_seconds": self.timeout_seconds, "batch_size": self.batch_size,
+                "max_retries": self.max_retries}
 
 
 def _crd_path() -> Path:

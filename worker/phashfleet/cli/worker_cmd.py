@@ -9,7 +9,7 @@ import tempfile
 
 import click
 
-from phashfleet.broker import REDIS_URL_ENV
+from phashfleet.broker import REDIS_URL_ENV, RedisAuthFailed, check_credentials, redis_client
 from phashfleet.keys import QUEUE
 
 #: Messages each worker process holds beyond one per thread: the next batch, ready when one ends.
@@ -31,6 +31,12 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
     """Run workers on the Redis broker named by PHASHFLEET_REDIS_URL (+ PHASHFLEET_REDIS_PASSWORD)."""
     if not os.environ.get(REDIS_URL_ENV):
         raise click.UsageError(f"{REDIS_URL_ENV} is not set: the worker needs a Redis broker")
+    try:
+        # A wrong password never heals: exit (the kubelet shows CrashLoopBackOff) rather than let
+        # Dramatiq's consumers log a connection error every few seconds for good.
+        check_credentials(redis_client())
+    except RedisAuthFailed as exc:
+        raise click.ClickException(f"cannot start workers: {exc}") from None
     # Metrics of all processes meet in one multiprocess folder (an emptyDir in the chart); it must be
     # set before prometheus_client is first imported in the worker processes.
     prom_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="phashfleet-prom-")

@@ -35,7 +35,8 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
     common = {"algorithm": settings.algorithm, "hash_size": settings.hash_size}
     size = None
     try:
-        with open_source(ref, settings.allowed_roots) as source:
+        # Half the file's time at most goes on re-reads after transient errors; the rest is for hashing.
+        with open_source(ref, settings.allowed_roots, settings.max_retries, settings.timeout_seconds / 2) as source:
             size = source.size
             kind = _kind(ref, source.head, size)
             if kind is Kind.VIDEO:

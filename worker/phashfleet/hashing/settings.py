@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from phashfleet.hashing.algorithms import ALGORITHMS
 
 MIN_HASH_SIZE = 4
 MAX_HASH_SIZE = 32
+#: spec.maxRetries when a job's stored settings predate it (the CRD's default).
+DEFAULT_MAX_RETRIES = 3
+
+
+def max_retries_of(job_settings: Mapping[str, Any]) -> int:
+    """The job's spec.maxRetries from its stored settings (jobspec.hash_settings())."""
+    return int(job_settings.get("max_retries", DEFAULT_MAX_RETRIES))
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,7 @@ class Settings:
       exact(bool): bit-identical to imagehash when true; the fast decode path when false.
       timeout_seconds(float): per-file limit, enforced by killing the hashing process.
       allowed_roots(tuple): local directories a file:// or plain path may resolve into.
+      max_retries(int): extra reads of a remote file after a transient error (HTTP 503, a reset connection).
     """
 
     algorithm: str = "phash"
@@ -27,6 +37,14 @@ class Settings:
     exact: bool = False
     timeout_seconds: float = 60.0
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    @classmethod
+    def from_job(cls, job_settings: Mapping[str, Any], allowed_roots: tuple[str, ...]) -> Settings:
+        """The Settings of a job's stored settings dict; raises ValueError for ones no file can be hashed with."""
+        return cls(algorithm=job_settings["algorithm"], hash_size=job_settings["hash_size"],
+                   exact=job_settings["exact"], timeout_seconds=job_settings["timeout_seconds"],
+                   allowed_roots=allowed_roots, max_retries=max_retries_of(job_settings))
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -37,4 +55,6 @@ class Settings:
             raise ValueError(f"whash needs a power-of-two hash_size (4, 8, 16, 32), not {self.hash_size}")
         if not self.timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be positive, not {self.timeout_seconds}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, not {self.max_retries}")
         object.__setattr__(self, "allowed_roots", tuple(self.allowed_roots))

@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import stat
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from contextlib import AbstractContextManager
@@ -13,6 +14,7 @@ from typing import BinaryIO, Iterator, Sequence
 
 from phashfleet.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
 from phashfleet.hashing.errors import FileFailed
+from phashfleet.sources import _is_network_error as is_network_error  # the listing's rule, one place
 
 #: Bytes read up front to recognise the file type.
 HEAD_BYTES = 64
@@ -85,28 +87,83 @@ def open_local(ref: str, allowed_roots: Sequence[str]) -> Iterator[Source]:
         yield Source(file, info.st_size, head, real)
 
 
-@contextmanager
-def open_remote(ref: str) -> Iterator[Source]:
-    """Read a remote object (s3://, http(s)://, ...) fully through fsspec into memory."""
-    import fsspec
+#: HTTP statuses that mean "try again later" (S3 throttling answers 503 SlowDown).
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Seconds before the first re-read of a remote file after a transient error; doubled on each retry.
+FIRST_BACKOFF = 0.2
+#: Longest pause between two reads of one file.
+MAX_BACKOFF = 5.0
 
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an aiohttp or botocore error carries (or the one s3fs translated into an OSError)."""
+    for err in (exc, exc.__cause__):
+        status = getattr(err, "status", None)
+        if isinstance(status, int):
+            return status
+        response = getattr(err, "response", None)
+        if isinstance(response, dict) and isinstance(code := response.get("ResponseMetadata", {})
+                                                     .get("HTTPStatusCode"), int):
+            return code
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a read error that may pass by itself: a throttle, a server error, a dropped connection."""
+    status = http_status(exc)
+    if status is not None:
+        return status in TRANSIENT_STATUSES
+    return is_network_error(exc)
+
+
+def _remote_failure(exc: BaseException, ref: str) -> FileFailed:
+    """Map a remote read's error to a coded failure."""
+    status = http_status(exc)
+    if isinstance(exc, FileNotFoundError) or status in (404, 410):
+        return FileFailed("not_found", f"{ref!r} does not exist")
+    if isinstance(exc, PermissionError) or status in (401, 403):
+        return FileFailed("permission_denied", f"cannot read {ref!r}")
+    if isinstance(exc, (ImportError, ValueError)):
+        return FileFailed("unsupported_source", f"{ref!r}: {exc}")
+    if isinstance(exc, OSError) and status is None:
+        return _os_failure(exc, ref)
+    return FileFailed("read_error", f"{type(exc).__name__}: {exc}")
+
+
+def read_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> bytes:
+    """Read a remote object whole, reading again after a transient error up to `retries` times.
+
+    The pauses double from FIRST_BACKOFF; no retry starts once `budget` seconds have gone by.
+    Raises FileFailed: at once for a permanent error (404, 403, ...), after the last try for a transient one.
+    """
+    import fsspec  # noqa: PLC0415 - fsspec pulls in a lot; only remote files need it
+
+    started, attempt = time.monotonic(), 0
+    while True:
+        try:
+            fs, path = fsspec.core.url_to_fs(ref)
+            return fs.cat_file(path)  # one GET for http(s); s3fs adds its own retries of throttles
+        except Exception as exc:  # noqa: BLE001 - every error is classified below, none escapes as a bug
+            pause = min(FIRST_BACKOFF * 2 ** attempt, MAX_BACKOFF)
+            if attempt == retries or not is_transient(exc) or time.monotonic() - started + pause > budget:
+                failure = _remote_failure(exc, ref)
+                if attempt:
+                    failure = FileFailed(failure.code, f"{failure.detail} (gave up after {attempt + 1} attempts)")
+                raise failure from None
+        time.sleep(pause)  # backoff before this file's next read
+        attempt += 1
+
+
+@contextmanager
+def open_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> Iterator[Source]:
+    """Read a remote object (s3://, http(s)://, ...) fully through fsspec into memory (see read_remote)."""
     if not remote_scheme_allowed(ref):
         raise FileFailed("unsupported_source", f"{ref!r}: only file, s3 and http(s) sources are read")
-
-    try:
-        with fsspec.open(ref, "rb") as remote:
-            data = remote.read()
-    except FileNotFoundError:
-        raise FileFailed("not_found", f"{ref!r} does not exist") from None
-    except PermissionError:
-        raise FileFailed("permission_denied", f"cannot read {ref!r}") from None
-    except (ImportError, ValueError) as exc:
-        raise FileFailed("unsupported_source", f"{ref!r}: {exc}") from None
-    except OSError as exc:
-        raise _os_failure(exc, ref) from None
+    data = read_remote(ref, retries, budget)
     yield Source(io.BytesIO(data), len(data), data[:HEAD_BYTES], None)
 
 
-def open_source(ref: str, allowed_roots: Sequence[str]) -> AbstractContextManager[Source]:
-    """Open ``ref`` for reading: confined local file or remote object."""
-    return open_local(ref, allowed_roots) if is_local(ref) else open_remote(ref)
+def open_source(ref: str, allowed_roots: Sequence[str], retries: int = 0,
+                budget: float = float("inf")) -> AbstractContextManager[Source]:
+    """Open ``ref`` for reading: confined local file, or remote object read again after transient errors."""
+    return open_local(ref, allowed_roots) if is_local(ref) else open_remote(ref, retries, budget)
