@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from phashfleet import metrics
+from phashfleet import keys, metrics
 from phashfleet.jobspec import SpecError, parse_spec
 from phashfleet.status import conditions, now_iso
 from phashfleet_operator.kube import patch_status, post_event
@@ -124,7 +124,7 @@ def autoscale_once(state: dict[str, Any]) -> int | None:
                                 cooldown=cfg.idle_cooldown_seconds)
     state["idle_since"] = decision.idle_since
     metrics.WORKER_REPLICAS_DESIRED.set(decision.replicas)
-    metrics.QUEUE_BACKLOG.labels("phashfleet").set(RUNTIME.store.queue_length())
+    metrics.QUEUE_BACKLOG.labels(keys.queue()).set(RUNTIME.store.queue_length())
     if decision.replicas != spec_replicas:
         scale.set(decision.replicas)
     return decision.replicas

@@ -20,7 +20,7 @@ from phashfleet.broker import make_broker, redis_client
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick
 from phashfleet.hashing.synthetic import photo_like
 from phashfleet.jobspec import parse_spec
-from phashfleet.keys import QUEUE
+from phashfleet.keys import queue
 from phashfleet.store import RedisJobStore
 
 
@@ -203,7 +203,7 @@ def test_a_busy_worker_keeps_its_heartbeat_while_it_holds_every_message(redis_en
     workers(PHASHFLEET_HEARTBEAT_TIMEOUT_MS=str(timeout_ms))
     acks = wait_for(lambda: next((k for k in client.scan_iter("dramatiq:__acks__.*") if client.scard(k) == 2), None),
                     timeout=60, what="the worker holding both messages")
-    worker_id = acks.decode().split("__acks__.", 1)[1].rsplit(f".{QUEUE}", 1)[0]
+    worker_id = acks.decode().split("__acks__.", 1)[1].rsplit(f".{queue()}", 1)[0]
     ages, first = [], time.monotonic()
     while client.scard(acks) == 2 and time.monotonic() - first < 60:
         beat = client.zscore("dramatiq:__heartbeats__", worker_id)

@@ -56,7 +56,7 @@ def _retries_so_far() -> int:
 
 def send_batch(broker: dramatiq.Broker, job_id: str, batch_id: int) -> None:
     """Enqueue the message for one batch: ids only, never file contents."""
-    broker.enqueue(dramatiq.Message(queue_name=keys.QUEUE, actor_name=ACTOR_NAME, args=(job_id, batch_id),
+    broker.enqueue(dramatiq.Message(queue_name=keys.queue(), actor_name=ACTOR_NAME, args=(job_id, batch_id),
                                     kwargs={}, options={}))
 
 
@@ -172,7 +172,7 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
 
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
         broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
-    broker.declare_queue(keys.QUEUE)
-    return dramatiq.actor(hash_batch, actor_name=ACTOR_NAME, queue_name=keys.QUEUE, broker=broker,
+    broker.declare_queue(keys.queue())
+    return dramatiq.actor(hash_batch, actor_name=ACTOR_NAME, queue_name=keys.queue(), broker=broker,
                           retry_when=_retry_when, min_backoff=500, max_backoff=30_000,
                           time_limit=24 * 3600 * 1000)

@@ -12,44 +12,75 @@ Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id
     J:batch:<id>            string JSON list of the batch's file references (deleted when done)
     P:cache:<key>           string a content-cache record (see phashfleet.cache), with a TTL
 
-Dramatiq's own keys live under its ``dramatiq:`` namespace (queue ``dramatiq:phashfleet``).
-Multi-key changes run as Lua scripts in ``phashfleet/lua/``.
+Dramatiq's own keys live under its ``dramatiq:`` namespace (queue ``dramatiq:Q``, where ``Q`` is the
+queue name, ``phashfleet`` by default). Multi-key changes run as Lua scripts in ``phashfleet/lua/``.
+
+Prefix and queue come from PHASHFLEET_KEY_PREFIX and PHASHFLEET_QUEUE, read at every use: one
+`phashfleet run --redis` gives itself and the workers it starts names of their own (`run_names`), so a
+fleet on the same Redis never sees its keys or messages.
 """
 
 from __future__ import annotations
 
 import os
 
-PREFIX = os.environ.get("PHASHFLEET_KEY_PREFIX", "phashfleet")
-#: The Dramatiq queue every batch goes through.
-QUEUE = "phashfleet"
+PREFIX_ENV = "PHASHFLEET_KEY_PREFIX"
+QUEUE_ENV = "PHASHFLEET_QUEUE"
+#: The prefix and queue of the cluster fleet (and of every process that sets neither variable).
+DEFAULT_NAME = "phashfleet"
+
+
+def prefix() -> str:
+    """The prefix of every key: PHASHFLEET_KEY_PREFIX, else phashfleet."""
+    return os.environ.get(PREFIX_ENV) or DEFAULT_NAME
+
+
+def queue() -> str:
+    """The Dramatiq queue every batch goes through: PHASHFLEET_QUEUE, else phashfleet."""
+    return os.environ.get(QUEUE_ENV) or DEFAULT_NAME
+
+
+def run_names(run_id: str) -> dict[str, str]:
+    """The environment that gives one local run (and its workers) a prefix and queue of its own."""
+    name = f"{DEFAULT_NAME}-run-{run_id}"
+    return {PREFIX_ENV: name, QUEUE_ENV: name}
+
+
+def everything() -> str:
+    """SCAN pattern matching every key under the prefix."""
+    return f"{prefix()}:*"
 
 
 def jobs() -> str:
     """The set of job ids with state in Redis."""
-    return f"{PREFIX}:jobs"
+    return f"{prefix()}:jobs"
 
 
 def job(job_id: str, part: str) -> str:
     """One of a job's keys: meta, results, counts, failures, inflight, leases."""
-    return f"{PREFIX}:job:{job_id}:{part}"
+    return f"{prefix()}:job:{job_id}:{part}"
 
 
 def batch(job_id: str, batch_id: int) -> str:
     """The key holding one handed-out batch's file references."""
-    return f"{PREFIX}:job:{job_id}:batch:{batch_id}"
+    return f"{prefix()}:job:{job_id}:batch:{batch_id}"
 
 
 def batch_pattern(job_id: str) -> str:
     """SCAN pattern matching every batch key of a job."""
-    return f"{PREFIX}:job:{job_id}:batch:*"
+    return f"{prefix()}:job:{job_id}:batch:*"
 
 
 def cache(key: str) -> str:
     """A content-cache entry."""
-    return f"{PREFIX}:cache:{key}"
+    return f"{prefix()}:cache:{key}"
 
 
-def dramatiq_queue(queue: str = QUEUE) -> str:
-    """The Redis list Dramatiq keeps a queue's pending message ids in."""
-    return f"dramatiq:{queue}"
+def dramatiq_queue(name: str | None = None) -> str:
+    """The Redis list Dramatiq keeps a queue's pending message ids in (this process's queue by default)."""
+    return f"dramatiq:{name or queue()}"
+
+
+def dramatiq_queue_patterns(name: str) -> list[str]:
+    """SCAN patterns for all of Dramatiq's keys of one queue: pending, messages, delayed, dead, unacked."""
+    return [dramatiq_queue(name), f"{dramatiq_queue(name)}.*", f"dramatiq:__acks__.*.{name}"]

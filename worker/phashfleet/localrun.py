@@ -1,20 +1,25 @@
 """Run one PhashJob on this machine: the same dispatch and status logic as the operator, no cluster.
 
 Embedded mode keeps state in memory and hashes batches in a process pool (every core); with a
-Redis URL it uses the Redis store and real `phashfleet worker` processes, as a cluster would.
+Redis URL it uses the Redis store and real `phashfleet worker` processes, as a cluster would, on a
+queue and key prefix of the run's own (a fleet on the same Redis never sees them), restarting a
+worker that dies.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from phashfleet import keys
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.finish import finish_job
 from phashfleet.jobspec import JobSpec
@@ -94,43 +99,99 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
                    progress: Progress | None = None, output_roots=None, start_workers: bool = True) -> RunResult:
     """Hash the job with real worker processes on a Redis broker; return the final status.
 
-    With `start_workers=False` no workers are started: ones already running on that Redis hash the job.
+    The run starts `jobs` workers on a queue and key prefix of its own (`keys.run_names`) and keeps them
+    running; its queue is deleted at the end and its keys expire after the job's ttlSecondsAfterFinished.
+    With `start_workers=False` no workers are started: ones already running on that Redis (on this
+    process's queue and prefix, the fleet's by default) hash the job.
     """
+    names = keys.run_names(uuid.uuid4().hex[:12]) if start_workers else {}
+    with _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}), tempfile.TemporaryDirectory(
+            prefix="phashfleet-run-metrics-") as metrics_dir:
+        env = {**os.environ, "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots),
+               "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+        return _drive(spec, job_id, roots, redis_url, jobs=jobs or os.cpu_count() or 1, progress=progress,
+                      output_roots=output_roots, worker_env=env if start_workers else None)
+
+
+def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *, jobs: int,
+           progress: Progress | None, output_roots, worker_env: dict[str, str] | None) -> RunResult:
     from phashfleet.actors import send_batch  # noqa: PLC0415
     from phashfleet.broker import make_broker, redis_client  # noqa: PLC0415
     from phashfleet.store import RedisJobStore  # noqa: PLC0415
+    from phashfleet.supervise import CrashLoop, WorkerPool  # noqa: PLC0415
 
-    os.environ["PHASHFLEET_REDIS_URL"] = redis_url
     client = redis_client(redis_url)
     broker = make_broker(client)
     store = RedisJobStore(client)
     store.delete(job_id)
     started = now_iso()
     store.create(job_id, spec.hash_settings(), count_files(spec, roots))
-    env = {**os.environ, "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots)}
-    workers = jobs or os.cpu_count() or 1
-    proc = subprocess.Popen([sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(workers),
-                             "--metrics-port", "0"], env=env) if start_workers else None
+    pool = WorkerPool(jobs, worker_env) if worker_env is not None else None
     cursor = ListingCursor(spec, roots)
     meter = RateMeter()
-    window = job_window(workers)
+    window = job_window(jobs)
+    send = lambda j, b: send_batch(broker, j, b)  # noqa: E731
     try:
+        if pool is not None:
+            pool.start()
         while True:
-            dispatch_tick(store, job_id, spec, cursor, lambda j, b: send_batch(broker, j, b), now=time.time(),
-                          room=window, window=window, queue_grace=queue_grace_for(store.queue_length()),
-                          workers=workers)
+            if pool is not None and pool.check():
+                resend_in_flight(store, job_id, send, now=time.time())
+            dispatch_tick(store, job_id, spec, cursor, send, now=time.time(), room=window, window=window,
+                          queue_grace=queue_grace_for(store.queue_length()), workers=jobs)
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
             if snap.finished or spec.suspend:  # a suspended job hands nothing out: it would never finish
                 break
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"worker processes exited with code {proc.returncode}")
             time.sleep(DRIVER_TICK)  # the hand-out and progress pace, not a wait for a condition
         return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(snap.done_files),
                                        output_roots))
+    except CrashLoop as exc:
+        snap = store.snapshot(job_id)
+        return RunResult(job_status(snap, phase="Failed", reason="WorkersCrashing", message=str(exc),
+                                    rate=meter.update(snap.done_files), failures=store.failures(job_id),
+                                    extra={"startTime": started, "completionTime": now_iso()}))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=60)
+        if pool is not None:
+            pool.stop()
         store.expire(job_id, spec.ttl_seconds)
+        if pool is not None:
+            _clean_up(client, spec.ttl_seconds)
+
+
+def resend_in_flight(store, job_id: str, send, *, now: float) -> list[int]:
+    """A worker died: send every batch in flight again now, not when its lease or Dramatiq's heartbeat runs out.
+
+    Records count once, so the copy of a batch a live worker finishes first is dropped as done.
+    """
+    batches = store.overdue(job_id, math.inf, queue_grace=0)  # overdue once any time passes: all in flight
+    for batch_id in batches:
+        store.rearm(job_id, batch_id, now)
+        send(job_id, batch_id)
+    return batches
+
+
+def _clean_up(client, ttl_seconds: int) -> None:
+    """The run's Dramatiq queue goes now; every key under its prefix expires with the job's state at the latest."""
+    for pattern in keys.dramatiq_queue_patterns(keys.queue()):
+        doomed = list(client.scan_iter(match=pattern, count=1000))
+        if doomed:
+            client.delete(*doomed)
+    for key in client.scan_iter(match=keys.everything(), count=1000):
+        client.expire(key, max(1, ttl_seconds), lt=True)
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (this process's keys and its workers read them), then restore."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -159,6 +159,6 @@ class RedisJobStore:
         """The first (at most 20) failed records."""
         return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, 19)]
 
-    def queue_length(self, queue: str = keys.QUEUE) -> int:
-        """Messages waiting in a Dramatiq queue (not counting ones a worker holds)."""
+    def queue_length(self, queue: str | None = None) -> int:
+        """Messages waiting in a Dramatiq queue, this process's by default (not counting ones a worker holds)."""
         return int(self.client.llen(keys.dramatiq_queue(queue)))
