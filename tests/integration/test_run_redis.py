@@ -164,6 +164,7 @@ def test_a_run_beside_a_fleet_worker_on_the_same_redis_keeps_its_batches_and_key
 def test_a_sigkilled_worker_is_replaced_and_the_job_ends_exact(redis_env, photos, tmp_path, victim):
     client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
     run = _start_run(tmp_path, photos, redis_env, jobs=1)  # one worker: only its replacement can finish
+    seen: set[int] = set()
     try:
         wait_for(lambda: _hashed_so_far(client) > 0, timeout=120, interval=0.02, what="the run to start hashing")
         (worker,) = _children(run.pid)  # the `phashfleet worker` (Dramatiq's main process)
@@ -189,6 +190,28 @@ def test_a_sigkilled_worker_is_replaced_and_the_job_ends_exact(redis_env, photos
         assert not [pid for pid in seen if _alive(pid)], "a worker process outlived the run"
     finally:
         run.kill()
+        for pid in seen:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_sigterm_to_the_run_stops_its_workers_and_deletes_its_queue(redis_env, photos, tmp_path):
+    client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
+    run = _start_run(tmp_path, photos, redis_env, jobs=2)
+    seen: set[int] = set()
+    try:
+        wait_for(lambda: _hashed_so_far(client) > 0, timeout=120, interval=0.02, what="the run to start hashing")
+        seen = _descendants(run.pid)
+        os.kill(run.pid, signal.SIGTERM)  # the run only: its workers are not in its process group
+        wait_for(lambda: not run.alive, timeout=90, what="the run to exit")
+        assert run.proc.returncode == 128 + signal.SIGTERM, run.log_tail(60)
+        wait_for(lambda: not [pid for pid in seen if _alive(pid)], timeout=10, what="no worker left behind")
+        assert list(client.scan_iter(match="dramatiq:*run-*")) == []
+    finally:
+        run.kill()
+        for pid in seen:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_run_whose_worker_keeps_crashing_ends_failed_saying_so(redis_env, photos, monkeypatch):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -105,7 +107,7 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
     process's queue and prefix, the fleet's by default) hash the job.
     """
     names = keys.run_names(uuid.uuid4().hex[:12]) if start_workers else {}
-    with _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}), tempfile.TemporaryDirectory(
+    with _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}), _sigterm_exits(), tempfile.TemporaryDirectory(
             prefix="phashfleet-run-metrics-") as metrics_dir:
         env = {**os.environ, "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots),
                "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
@@ -180,6 +182,23 @@ def _clean_up(client, ttl_seconds: int) -> None:
             client.delete(*doomed)
     for key in client.scan_iter(match=keys.everything(), count=1000):
         client.expire(key, max(1, ttl_seconds), lt=True)
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM ends the run through its clean-up (the workers, in process groups of their own, are stopped)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a caller on another one handles its own signals
+        return
+    before = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextmanager

@@ -116,13 +116,16 @@ class WorkerPool:
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + timeout
-        for proc in running:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _kill_group(proc.pid)
-            proc.wait()
+        try:
+            for proc in running:
+                try:
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:  # even when a second Ctrl-C cuts the wait short: no worker outlives the run
+            for proc in running:
+                _kill_group(proc.pid)
+                proc.wait()
         for slot in self.slots:
             slot.proc, slot.restart_at = None, None
 
