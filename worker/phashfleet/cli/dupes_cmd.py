@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import click
 
+from phashfleet.cli.options import log_options
 from phashfleet.dupes import MAX_DISTANCE, RecordError, RecordGroups, group_records
 from phashfleet.records import dumps
 
@@ -85,6 +86,7 @@ def open_rereadable(path: str, *, spool: bool) -> Iterator[IO[str]]:
     type=click.Path(dir_okay=False, writable=True),
     help="Also write the records to this JSONL file with their 'group' filled in.",
 )
+@log_options
 def cli(results: str, max_distance: int, output: str | None) -> None:
     """Group near-duplicates in RESULTS (JSONL result records, '-' for stdin).
 

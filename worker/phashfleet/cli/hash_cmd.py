@@ -9,6 +9,7 @@ from contextlib import nullcontext
 
 import click
 
+from phashfleet.cli.options import log_options
 from phashfleet.hashing import ALGORITHMS, HashPool, Settings
 from phashfleet.hashing.settings import MAX_HASH_SIZE, MIN_HASH_SIZE
 from phashfleet.records import dumps
@@ -46,6 +47,7 @@ def _progress(total: int):
               help="Files hashed at once, one process each  [default: all cores]")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds allowed per file; a file over it is recorded as failed (timeout).")
+@log_options
 def cli(paths: tuple[str, ...], algorithm: str, hash_size: int, exact: bool, jobs: int | None, timeout: float) -> None:
     """Hash files and folders (recursively); print one JSON record per file.
 

@@ -12,6 +12,7 @@ import click
 import redis
 
 from phashfleet.access import is_local, local_path
+from phashfleet.cli.options import log_options
 from phashfleet.jobspec import SpecError, load_manifest, parse_spec
 
 
@@ -24,13 +25,14 @@ def default_roots(source: dict) -> tuple[str, ...]:
 
 
 def _progress_bar():
-    """A rich progress bar on a terminal, or None when stderr is not one."""
+    """A rich progress bar on stderr when it is a terminal, else None (stdout carries only the status JSON)."""
     if not sys.stderr.isatty():
         return None, None
+    from rich.console import Console  # noqa: PLC0415
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
 
     bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} files/s"),
-                   TimeRemainingColumn(), transient=True, console=None)
+                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
     task = bar.add_task("hash", total=None, rate="0.0")
 
     def update(done: int, total: int, rate: float) -> None:
@@ -45,6 +47,7 @@ def _progress_bar():
 @click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
 @click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(file_okay=False),
               help="Extra local folder the job may read (default: the source's own folders).")
+@log_options
 def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tuple[str, ...]) -> None:
     """Run MANIFEST's PhashJob here, print its final status, write its output; exit 1 if it fails."""
     from phashfleet.localrun import run_embedded, run_with_redis  # noqa: PLC0415
