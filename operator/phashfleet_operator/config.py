@@ -31,6 +31,8 @@ class OperatorConfig:
     job_window: int = 16
     queue_per_worker: int = 4
     idle_cooldown_seconds: float = 30.0
+    #: Seconds a job may wait with backlog, no running worker and no progress before it says NoWorkers.
+    no_workers_seconds: float = 60.0
     allowed_roots: tuple[str, ...] = ()
     output_roots: tuple[str, ...] = ()
 
@@ -49,6 +51,7 @@ class OperatorConfig:
             batches_per_worker=_int("PHASHFLEET_BATCHES_PER_WORKER", cls.batches_per_worker),
             job_window=_int("PHASHFLEET_JOB_WINDOW", cls.job_window),
             idle_cooldown_seconds=float(os.environ.get("PHASHFLEET_IDLE_COOLDOWN", cls.idle_cooldown_seconds)),
+            no_workers_seconds=float(os.environ.get("PHASHFLEET_NO_WORKERS_SECONDS", cls.no_workers_seconds)),
             allowed_roots=_roots(ALLOWED_ROOTS_ENV),
             output_roots=_roots("PHASHFLEET_OUTPUT_ROOTS"),
         )

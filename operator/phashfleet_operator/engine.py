@@ -7,17 +7,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import redis
+
 from phashfleet import keys, metrics
 from phashfleet.dispatch import (
-    ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for, resend_overdue,
+    ListingCursor, count_files, dispatch_tick, drop_inflight, job_window, queue_grace_for, resend_overdue,
 )
-from phashfleet.finish import finish_job
+from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
 from phashfleet.outputs import OutputError
-from phashfleet.sources import SourceError
-from phashfleet.status import RateMeter, job_outcome, job_status, now_iso
+from phashfleet.sources import SourceError, SourceNetworkError
+from phashfleet.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
 from phashfleet_operator.config import OperatorConfig
-from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant
+from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
 
 Send = Callable[[str, int], None]
 Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
@@ -31,16 +33,34 @@ class JobMemory:
     rate: RateMeter = field(default_factory=RateMeter)
     rank: int = 1
     waiting: bool = False
+    #: Since when the job has had backlog, no running worker and no progress (None: not so).
+    no_workers_since: float | None = None
+    no_workers_warned: bool = False
+    last_done: int = 0
+    #: The reason of the transient error the job is waiting out (None: none), so its Event is posted once.
+    unavailable: str | None = None
+
+
+class Unavailable(Exception):
+    """A transient error (source or Redis unreachable): retry the tick after `delay` s; `status` says so."""
+
+    def __init__(self, message: str, status: dict[str, Any], delay: float) -> None:
+        super().__init__(message)
+        self.status = status
+        self.delay = delay
 
 
 class JobEngine:
     """Runs job ticks against a store; thread-safe, since kopf runs sync handlers in a thread pool."""
 
-    def __init__(self, store, send: Send, config: OperatorConfig, worker_count: Callable[[], int]) -> None:
+    def __init__(self, store, send: Send, config: OperatorConfig, worker_count: Callable[[], int],
+                 ready_workers: Callable[[], int | None] | None = None) -> None:
         self.store = store
         self.send = send
         self.config = config
         self.worker_count = worker_count
+        #: Running (ready) workers, 0 when their Deployment is missing, None when unknown; None: never known.
+        self.ready_workers = ready_workers
         self.jobs: dict[str, JobMemory] = {}
         self.phases: dict[str, str] = {}  # every job this operator has seen, for the jobs-by-phase gauge
         self._lock = threading.Lock()
@@ -74,14 +94,50 @@ class JobEngine:
         capacity = max(2, workers * self.config.queue_per_worker)
         return grant(memory.rank, waiting, queued, capacity)
 
-    def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit) -> dict[str, Any]:
-        """Advance one job and return its new status (the caller patches only what changed)."""
+    def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0
+             ) -> dict[str, Any]:
+        """Advance one job and return its new status (the caller patches only what changed).
+
+        Raises Unavailable when the source or Redis cannot be reached: the caller writes its status and
+        retries after its delay (`retry` is how many retries came before).
+        """
         memory = self._memory(job_id, spec)
+        try:
+            new = self._advance(job_id, spec, status, emit, memory)
+        except SourceNetworkError as exc:
+            raise self._unavailable(memory, status, "SourceUnavailable", f"the source cannot be listed: {exc}",
+                                    emit, retry) from exc
+        except redis.RedisError as exc:
+            raise self._unavailable(memory, status, "RedisUnavailable", f"Redis cannot be reached: {exc}",
+                                    emit, retry) from exc
+        if memory.unavailable:
+            emit("Normal", "Recovered", f"{memory.unavailable} is over; the job goes on")
+            memory.unavailable = None
+        return new
+
+    def _unavailable(self, memory: JobMemory, status: dict[str, Any], reason: str, what: str, emit: Emit,
+                     retry: int) -> Unavailable:
+        delay = retry_delay(retry)
+        message = f"{what}; retrying in {delay:g} s (retry {retry + 1})"
+        if memory.unavailable != reason:
+            emit("Warning", reason, message)
+            memory.unavailable = reason
+        phase = status.get("phase") if status.get("phase") in ("Running", "Suspended") else "Pending"
+        new = {"phase": phase, "conditions": conditions(phase, reason, message, status.get("conditions"), now_iso())}
+        return Unavailable(message, new, delay)
+
+    def _advance(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory
+                 ) -> dict[str, Any]:
         previous_phase = status.get("phase")
-        if previous_phase in ("Running", "Suspended") and not self.store.snapshot(job_id).exists:
+        exists = self.store.snapshot(job_id).exists
+        if previous_phase in ("Running", "Suspended") and not exists:
             emit("Warning", "StateLost", "Redis lost this job's state; hashing it again from the start")
+        if not exists and (problem := output_problem(spec, self.config.output_roots or None)):
+            return self.failed(status, "OutputFailed", problem, emit)
         try:
             self.ensure_state(job_id, spec)
+        except SourceNetworkError:
+            raise
         except SourceError as exc:
             return self.failed(status, exc.reason, str(exc), emit)
         now = time.time()
@@ -96,17 +152,26 @@ class JobEngine:
                               room=self._room(job_id, memory, workers),
                               window=job_window(workers, self.config.job_window),
                               queue_grace=queue_grace_for(self.store.queue_length()), workers=workers)
+            except SourceNetworkError:
+                raise
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
-        phase, reason, message = job_outcome(snap, spec.suspend)
+        failures = self.store.failures(job_id)
+        phase, reason, message = spec_outcome(snap, spec, failures)
+        if phase == "Running":
+            reason, message = self._no_workers(memory, snap, spec, now, emit) or (reason, message)
         extra: dict[str, Any] = {"startTime": status.get("startTime") or now_iso()}
         if phase in TERMINAL_PHASES:
-            try:
-                extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
-            except (OutputError, OSError) as exc:
-                return self.failed(status, "OutputFailed", f"spec.output.uri: {exc}", emit)
+            if not snap.finished:
+                # It failed before its last batch was back: the rest is not hashed, and no partial output written.
+                drop_inflight(self.store, job_id)
+            else:
+                try:
+                    extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
+                except (OutputError, OSError) as exc:
+                    return self.failed(status, "OutputFailed", f"spec.output.uri: {exc}", emit)
             extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
@@ -120,17 +185,37 @@ class JobEngine:
             emit("Normal", "Resumed", "spec.suspend is false; handing out batches again")
         rate = memory.rate.update(snap.done_files)
         new = job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
-                         failures=self.store.failures(job_id), previous=status, extra=extra)
+                         failures=failures, previous=status, extra=extra)
         self._export(job_id, snap, phase)
         return new
 
+    def _no_workers(self, memory: JobMemory, snap, spec: JobSpec, now: float, emit: Emit) -> tuple[str, str] | None:
+        """(NoWorkers, message) once a running job has waited long enough with no worker; None otherwise."""
+        ready = self.ready_workers() if self.ready_workers else None
+        progressed = snap.done_files != memory.last_done
+        memory.last_done = snap.done_files
+        memory.no_workers_since = no_workers_since(memory.no_workers_since, ready=ready, progressed=progressed,
+                                                   now=now)
+        if memory.no_workers_since is None:
+            if memory.no_workers_warned:
+                emit("Normal", "WorkersRunning", "workers are running again; batches are being hashed")
+                memory.no_workers_warned = False
+            return None
+        waited = now - memory.no_workers_since
+        if waited < self.config.no_workers_seconds:
+            return None
+        message = (f"no worker has been running for {waited:.0f} s while "
+                   f"{backlog_batches(snap, spec.batch_size)} batches wait: check the worker Deployment "
+                   f"{self.config.worker_deployment!r} and its pods")
+        if not memory.no_workers_warned:
+            emit("Warning", "NoWorkers", message)
+            memory.no_workers_warned = True
+        return "NoWorkers", message
+
     def failed(self, status: dict[str, Any], reason: str, message: str, emit: Emit) -> dict[str, Any]:
         """A terminal Failed status with a condition that says why."""
-        from phashfleet.status import conditions  # noqa: PLC0415
-
         emit("Warning", "Failed", message)
-        return {"phase": "Failed", "completionTime": now_iso(),
-                "conditions": conditions("Failed", reason, message, status.get("conditions"), now_iso())}
+        return failed_status(reason, message, status)
 
     def backlog(self) -> int:
         """Batches still to hash across every job with state in Redis."""

@@ -8,16 +8,22 @@ import time
 from typing import Any
 
 import kopf
+import redis
+import urllib3
+from kubernetes.client.rest import ApiException
 
 from phashfleet import keys, metrics
 from phashfleet.jobspec import SpecError, parse_spec
 from phashfleet.status import conditions, now_iso
 from phashfleet_operator.kube import patch_status, post_event
-from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id
+from phashfleet_operator.engine import Unavailable
+from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id, retry_delay
 from phashfleet_operator.runtime import RUNTIME
 
 GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
 log = logging.getLogger("phashfleet.operator")
+#: apiserver answers worth retrying: conflict, too many requests, and its own failures.
+TRANSIENT_API_STATUSES = (409, 429, 500, 502, 503, 504)
 
 
 def _emit(body) -> Any:
@@ -82,23 +88,47 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
 @kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2, backoff=2.0,
             when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None))
 @_timed("tick")
-def tick(spec, status, namespace, name, uid, body, meta, **_) -> None:
-    """About once a second: hand out batches, fold counts, write status (only what changed)."""
+def tick(spec, status, namespace, name, uid, body, meta, retry=0, **_) -> None:
+    """About once a second: hand out batches, fold counts, write status (only what changed).
+
+    A source or Redis that cannot be reached, or an apiserver that refuses the write for now, retries
+    the tick after a growing delay (kopf.TemporaryError); the status says why meanwhile.
+    """
     job = parse_spec(dict(spec))
-    new = RUNTIME.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body))
+    try:
+        new = RUNTIME.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body), retry=retry)
+    except Unavailable as exc:
+        _write_status(status, exc.status, namespace, name, meta, retry)
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+    _write_status(status, new, namespace, name, meta, retry)
+
+
+def _write_status(status, new: dict[str, Any], namespace: str, name: str, meta, retry: int) -> None:
     new["observedGeneration"] = meta.get("generation")
     changed = {k: v for k, v in new.items() if status.get(k) != v}
-    if changed and patch_status(GROUP, VERSION, PLURAL, namespace, name, changed):
-        metrics.STATUS_WRITES.labels(namespace, name).inc()
+    try:
+        if changed and patch_status(GROUP, VERSION, PLURAL, namespace, name, changed):
+            metrics.STATUS_WRITES.labels(namespace, name).inc()
+    except ApiException as exc:
+        if exc.status not in TRANSIENT_API_STATUSES:
+            raise
+        raise kopf.TemporaryError(f"the apiserver refused the status for now: {exc.status} {exc.reason}",
+                                  delay=retry_delay(retry)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise kopf.TemporaryError(f"cannot reach the apiserver: {exc}", delay=retry_delay(retry)) from exc
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 @_timed("delete")
-def delete(namespace, name, uid, **_) -> None:
+def delete(namespace, name, uid, retry=0, **_) -> None:
     """Stop the job's work: its state goes, so queued messages for it are dropped by workers."""
     jid = job_id(namespace, name, uid)
     RUNTIME.engine.forget(jid, deleted=True)
-    RUNTIME.store.delete(jid)
+    try:
+        RUNTIME.store.delete(jid)
+    except redis.RedisError as exc:
+        raise kopf.TemporaryError(f"Redis cannot be reached to delete the job's state: {exc}",
+                                  delay=retry_delay(retry)) from exc
 
 
 # A failing probe must answer /healthz at once: with kopf's default retry the request waits 60 s, so a

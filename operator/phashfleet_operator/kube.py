@@ -33,6 +33,8 @@ class WorkerScale:
         self.namespace = namespace
         self.apps = client.AppsV1Api()
         self._size, self._size_read_at = 1, float("-inf")
+        self._ready: int | None = None
+        self._ready_read_at = float("-inf")
 
     def current(self) -> tuple[int, int] | None:
         """(spec replicas, ready replicas), or None when the Deployment does not exist.
@@ -60,6 +62,20 @@ class WorkerScale:
                 log.warning("cannot read the worker Deployment's replicas (keeping %d): %s", self._size, exc)
                 self._size_read_at = time.monotonic()
         return self._size
+
+    def ready(self) -> int | None:
+        """Workers running and ready (readyReplicas; 0 when the Deployment does not exist), read at most every
+        FLEET_SIZE_TTL s; None when it cannot be read."""
+        if time.monotonic() - self._ready_read_at >= FLEET_SIZE_TTL:
+            self._ready_read_at = time.monotonic()
+            try:
+                dep = self.apps.read_namespaced_deployment(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
+                self._ready = (dep.status.ready_replicas or 0) if dep.status else 0
+            except ApiException as exc:
+                self._ready = 0 if exc.status == 404 else None
+            except (OSError, urllib3.exceptions.HTTPError):
+                self._ready = None
+        return self._ready
 
     def set(self, replicas: int) -> None:
         """Patch spec.replicas."""

@@ -53,7 +53,8 @@ def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, hea
     scale = workers if config.autoscaling == "operator" else None
     RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
     RUNTIME.namespaced = namespace is not None
-    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size)
+    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size,
+                               ready_workers=workers.ready)
     start_http_server(metrics_port)
     stop = threading.Event()
     threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()

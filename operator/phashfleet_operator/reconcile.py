@@ -53,3 +53,27 @@ def desired_replicas(backlog: int, *, current: int, per_worker: int, minimum: in
     if now - idle_since >= cooldown:
         return ScaleDecision(minimum, idle_since)
     return ScaleDecision(max(current, minimum), idle_since)
+
+
+#: Seconds before the first retry after a transient error (a source or Redis that cannot be reached); doubles.
+RETRY_BASE_SECONDS = 1.0
+#: The longest wait between two retries.
+RETRY_MAX_SECONDS = 30.0
+
+
+def retry_delay(retry: int) -> float:
+    """Seconds to wait before retry number `retry` (0 first) after a transient error: 1, 2, 4, ... up to 30."""
+    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(retry, 16))
+
+
+def no_workers_since(since: float | None, *, ready: int | None, progressed: bool, now: float) -> float | None:
+    """Since when a job with backlog has had no running worker and no file done (None while it has either).
+
+    `ready` is the worker Deployment's ready replicas (0 when it is missing); None, unknown (the API
+    could not be read), keeps the judgement as it was.
+    """
+    if ready is None:
+        return since
+    if ready > 0 or progressed:
+        return None
+    return now if since is None else since

@@ -56,7 +56,12 @@ class ListingCursor:
         if self._iterator is None or start != self.position:
             self._iterator = itertools.islice(iter_source(self.spec.source, self.allowed_roots), start, None)
             self.position = start
-        files = list(itertools.islice(self._iterator, count))
+        try:
+            files = list(itertools.islice(self._iterator, count))
+        except Exception:
+            # A generator that raised is finished: reusing it would look like the end of the listing.
+            self._iterator = None
+            raise
         self.position += len(files)
         return files
 
@@ -131,3 +136,14 @@ def resend_overdue(store, job_id: str, send: Send, *, now: float, queue_grace: f
         send(job_id, batch_id)
         resent.append(batch_id)
     return resent
+
+
+def drop_inflight(store, job_id: str) -> int:
+    """Close every batch still out (no records for them), so workers drop their messages; return how many.
+
+    For a job that ended before its last batch was back: nothing more of it is hashed.
+    """
+    batches = store.overdue(job_id, float("inf"), queue_grace=0.0)  # every batch out, held or not
+    for batch_id in batches:
+        store.record(job_id, batch_id, [], finish=True)
+    return len(batches)

@@ -1,4 +1,4 @@
-"""What happens when a job's last batch is back: near-duplicate groups and the output file."""
+"""A job's output: checked before hashing starts, and written (with near-duplicate groups) when the last batch is back."""
 
 from __future__ import annotations
 
@@ -13,6 +13,19 @@ def _with_groups(store, job_id: str, groups) -> Iterator[dict[str, Any]]:
         if groups is not None:
             record["group"] = groups.group_of_path(record["path"])
         yield record
+
+
+def output_problem(spec: JobSpec, output_roots: Sequence[str] | None) -> str | None:
+    """Why the job's output could not be written (checked before any file is hashed), or None."""
+    if not spec.output:
+        return None
+    from phashfleet.outputs import OutputError, check_writable  # noqa: PLC0415
+
+    try:
+        check_writable(spec.output["uri"], spec.output["format"], allowed_roots=output_roots)
+    except OutputError as exc:
+        return f"spec.output.uri: {exc}"
+    return None
 
 
 def finish_job(store, job_id: str, spec: JobSpec, output_roots: Sequence[str] | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ PRIORITIES = {"low": 0, "normal": 1, "high": 2}
 SCHEMES = ("", "file", "s3", "s3a", "http", "https")
 #: The CRD's CEL rule for whash, in Python (hashSize is 4..32, so these are its powers of two).
 WHASH_SIZES = (4, 8, 16, 32)
-_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool}
 #: Schema keyword: (whether a value keeps to it, what the error says).
 _BOUNDS = {
     "minimum": (lambda v, n: v >= n, "must be >= {}"),
@@ -52,6 +52,8 @@ class JobSpec:
     max_distance: int | None
     suspend: bool
     ttl_seconds: int
+    #: spec.failurePolicy.maxFailedPercent: above this share of failed files the job fails (None: no limit).
+    max_failed_percent: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,7 +95,7 @@ def with_defaults(value: Any, schema: dict[str, Any]) -> Any:
 
 
 def _is_type(value: Any, kind: str) -> bool:
-    return isinstance(value, _TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
+    return isinstance(value, _TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
 
 
 def _check_known(value: dict, props: dict[str, Any], path: str) -> None:
@@ -166,6 +168,7 @@ def parse_spec(spec: dict[str, Any]) -> JobSpec:
         timeout_seconds=spec["timeoutSeconds"], output=spec.get("output"),
         max_distance=duplicates["maxDistance"] if duplicates is not None else None,
         suspend=spec["suspend"], ttl_seconds=spec["ttlSecondsAfterFinished"],
+        max_failed_percent=spec["failurePolicy"].get("maxFailedPercent"),
     )
 
 

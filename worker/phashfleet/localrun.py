@@ -23,9 +23,9 @@ from typing import Any
 
 from phashfleet import keys
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
-from phashfleet.finish import finish_job
+from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
-from phashfleet.status import RateMeter, job_outcome, job_status, now_iso
+from phashfleet.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -56,10 +56,11 @@ def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ..
 def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float,
                   output_roots) -> dict[str, Any]:
     snap = store.snapshot(job_id)
-    phase, reason, message = job_outcome(snap, spec.suspend)
+    phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
     extra = {"startTime": started}
-    if snap.finished:
+    if phase in ENDED:
         extra["completionTime"] = now_iso()
+    if snap.finished:  # a job that failed early writes no partial output
         extra.update(finish_job(store, job_id, spec, output_roots))
     return job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
                       failures=store.failures(job_id), extra=extra)
@@ -71,6 +72,8 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
     from phashfleet.memstore import MemoryJobStore  # noqa: PLC0415
 
     store = MemoryJobStore()
+    if problem := output_problem(spec, output_roots):
+        return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
     store.create(job_id, spec.hash_settings(), count_files(spec, roots))
     cursor = ListingCursor(spec, roots)
@@ -93,6 +96,10 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
+            if spec_outcome(snap, spec, store.failures(job_id))[0] in ENDED:
+                for future in futures:
+                    future.cancel()  # it failed early: the batches not started are not worth hashing
+                break
     return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(store.snapshot(job_id).done_files),
                                    output_roots))
 
@@ -126,6 +133,8 @@ def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *
     broker = make_broker(client)
     store = RedisJobStore(client)
     store.delete(job_id)
+    if problem := output_problem(spec, output_roots):
+        return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
     store.create(job_id, spec.hash_settings(), count_files(spec, roots))
     pool = WorkerPool(jobs, worker_env) if worker_env is not None else None
@@ -145,6 +154,8 @@ def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
             if snap.finished or spec.suspend:  # a suspended job hands nothing out: it would never finish
+                break
+            if spec_outcome(snap, spec, store.failures(job_id))[0] in ENDED:  # failed early
                 break
             time.sleep(DRIVER_TICK)  # the hand-out and progress pace, not a wait for a condition
         return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(snap.done_files),

@@ -68,6 +68,53 @@ def write_records(
     return _write_remote(uri, storage_options, lambda f: writer(records, f))
 
 
+def check_writable(
+    uri: str,
+    fmt: str = "jsonl",
+    allowed_roots: Sequence[str] | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise OutputError unless `uri` could be written in `fmt` now; leaves no trace behind.
+
+    The checks `write_records` would fail on, made before a job hashes anything: the format (and its
+    extra), the scheme, the allowed roots, and a real write of an empty temporary file beside the target
+    (its folder is created as the write would create it).
+    """
+    _writer(fmt)
+    try:
+        if is_local(uri):
+            _write_local_probe(_confined(uri, allowed_roots))
+        elif uri.split("://", 1)[0].lower() in ("http", "https"):
+            raise OutputError(f"output {uri!r}: http(s) outputs are not supported; use file:// or s3://")
+        else:
+            _write_remote_probe(uri, storage_options)
+    except OutputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to write is the answer: not writable
+        raise OutputError(f"output {uri!r} is not writable: {type(exc).__name__}: {exc}") from exc
+
+
+def _write_local_probe(path: str) -> None:
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, _temp_name(name))
+    with open(tmp, "xb"):
+        pass
+    os.unlink(tmp)
+
+
+def _write_remote_probe(uri: str, storage_options: Mapping[str, Any] | None) -> None:
+    import fsspec  # noqa: PLC0415
+
+    fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+    folder, _, name = path.rpartition("/")
+    tmp = f"{folder}/{_temp_name(name)}" if folder else _temp_name(name)
+    with fs.open(tmp, "wb") as f:
+        f.write(b"")
+    fs.rm(tmp)
+
+
 def read_records(
     uri: str, fmt: str = "jsonl", *, storage_options: Mapping[str, Any] | None = None
 ) -> Iterator[dict[str, Any]]:

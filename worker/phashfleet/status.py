@@ -5,15 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from phashfleet.jobspec import JobSpec
 from phashfleet.store import JobSnapshot
 
 #: Condition type that is True in each phase (the others are set False).
 PHASE_CONDITION = {"Running": "Progressing", "Pending": "Progressing", "Suspended": "Suspended",
                    "Succeeded": "Complete", "Failed": "Failed"}
 CONDITION_TYPES = ("Progressing", "Suspended", "Complete", "Failed")
+#: Phases a job never leaves.
+ENDED = ("Succeeded", "Failed")
 MAX_FAILURES = 20
 
 
@@ -46,18 +50,97 @@ class RateMeter:
         return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def job_outcome(snap: JobSnapshot, suspend: bool) -> tuple[str, str, str]:
-    """(phase, condition reason, message) from what the store knows: the one place that decides how a job ends."""
+#: Failure codes that mean the workers are set up wrong, not the files: what to fix, naming the setting.
+WORKER_SETTINGS = {
+    "outside_roots": "the job's source is not under the workers' PHASHFLEET_ALLOWED_ROOTS (chart value "
+                     "source.allowedRoots, or the mountPaths of source.volumes)",
+    "credentials": "the workers' S3 credentials are missing or refused (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                   "chart value source.s3.existingSecret)",
+}
+#: Words in a failure reason that name a credentials problem (botocore's and S3's names for them).
+_CREDENTIAL_WORDS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
+                     "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
+
+
+def worker_setting_of(record: dict) -> str | None:
+    """The WORKER_SETTINGS key a failed record points at, or None when the file itself is to blame."""
+    reason = record.get("reason") or ""
+    code = reason.split(":", 1)[0].strip()
+    if code == "outside_roots":
+        return "outside_roots"
+    remote = "://" in (record.get("path") or "") and not str(record.get("path")).startswith("file://")
+    if any(word in reason for word in _CREDENTIAL_WORDS) or (code == "permission_denied" and remote):
+        return "credentials"
+    return None
+
+
+def worker_misconfiguration(snap: JobSnapshot, failures: Sequence[dict], first_batch: int) -> str | None:
+    """Why the workers cannot hash this job at all, or None.
+
+    Decided once at least a first batch's worth of files (`first_batch`, or every file of a smaller
+    job) has a record: none hashed or skipped, and every failure recorded names the same worker setting.
+    """
+    needed = 1 if snap.finished else max(1, min(first_batch, snap.total or first_batch))
+    if snap.ok or snap.skipped or not failures or snap.failed < needed:
+        return None
+    settings = {worker_setting_of(f) for f in failures}
+    if len(settings) != 1 or None in settings:
+        return None
+    (setting,) = settings
+    return (f"{snap.failed} of the first {snap.done_files} files failed with {setting} "
+            f"(e.g. {failures[0].get('path')!r}): {WORKER_SETTINGS[setting]}; fix it, then create the job again")
+
+
+def too_many_failures(snap: JobSnapshot, max_failed_percent: float | None) -> str | None:
+    """Why the failed share is above spec.failurePolicy.maxFailedPercent, once that is certain; else None.
+
+    Certain once the listing is done: the total is known and failures only grow.
+    """
+    if max_failed_percent is None or not snap.listing_done:
+        return None
+    files = max(snap.listed, snap.done_files)
+    if files == 0 or snap.failed * 100 <= max_failed_percent * files:
+        return None
+    return (f"{snap.failed} of {files} files failed ({snap.failed * 100 / files:.1f}%), above "
+            f"spec.failurePolicy.maxFailedPercent {max_failed_percent:g}%")
+
+
+def job_outcome(snap: JobSnapshot, suspend: bool, *, failures: Sequence[dict] = (), first_batch: int = 1,
+                max_failed_percent: float | None = None) -> tuple[str, str, str]:
+    """(phase, condition reason, message) from what the store knows: the one place that decides how a job ends.
+
+    `failures` are the store's first failed records; `first_batch` is spec.batchSize; a job can end
+    Failed before every batch is back (a worker misconfiguration, too many failures).
+    """
+    misconfigured = worker_misconfiguration(snap, failures, first_batch) if snap.exists else None
+    if misconfigured:
+        return "Failed", "WorkerConfiguration", misconfigured
+    if snap.finished and snap.done_files == 0:
+        return "Succeeded", "NoFiles", "the source lists no files that match include/exclude"
+    if snap.finished and snap.ok == 0 and snap.failed > 0:
+        return ("Failed", "AllFilesFailed",
+                f"no file could be hashed: {snap.failed} failed, {snap.skipped} skipped (see status.failures)")
+    too_many = too_many_failures(snap, max_failed_percent)
+    if too_many:
+        return "Failed", "TooManyFailures", too_many
     if not snap.finished:
         if suspend:
             return "Suspended", "Suspended", "spec.suspend is true: no new batches (in-flight ones finish)"
         return "Running", "Hashing", "batches are being hashed"
-    if snap.done_files == 0:
-        return "Succeeded", "NoFiles", "the source lists no files that match include/exclude"
-    if snap.ok == 0 and snap.failed > 0:
-        return ("Failed", "AllFilesFailed",
-                f"no file could be hashed: {snap.failed} failed, {snap.skipped} skipped (see status.failures)")
     return "Succeeded", "Completed", "every file has a record"
+
+
+def spec_outcome(snap: JobSnapshot, spec: JobSpec, failures: Sequence[dict]) -> tuple[str, str, str]:
+    """job_outcome for a job's spec: its suspend, batch size and failure policy."""
+    return job_outcome(snap, spec.suspend, failures=failures, first_batch=spec.batch_size,
+                       max_failed_percent=spec.max_failed_percent)
+
+
+def failed_status(reason: str, message: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A terminal Failed status for a job that stopped before (or instead of) hashing: reason and message say why."""
+    at = now_iso()
+    return {"phase": "Failed", "completionTime": at,
+            "conditions": conditions("Failed", reason, message, (previous or {}).get("conditions"), at)}
 
 
 def conditions(phase: str, reason: str, message: str, previous: list[dict] | None, at: str) -> list[dict]:

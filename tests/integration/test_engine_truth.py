@@ -1,0 +1,199 @@
+"""The operator's job engine on real Redis says what is true: an output it cannot write fails the job before
+hashing, a worker misconfiguration ends it after the first batch, no workers and an unreachable source or
+Redis are shown (and retried), not silent."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+
+from harness.ports import free_port
+from harness.wait import wait_for
+from phashfleet.broker import redis_client
+from phashfleet.jobspec import parse_spec
+from phashfleet.records import make_record
+from phashfleet.store import RedisJobStore
+from phashfleet_operator.config import OperatorConfig
+from phashfleet_operator.engine import JobEngine, Unavailable
+
+
+@pytest.fixture
+def store(redis_env) -> RedisJobStore:
+    return RedisJobStore(redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"]))
+
+
+class Events(list):
+    """The engine's emit(): (type, reason, message) tuples."""
+
+    def __call__(self, kind: str, reason: str, message: str) -> None:
+        self.append((kind, reason, message))
+
+    def reasons(self, kind: str | None = None) -> list[str]:
+        return [r for k, r, _ in self if kind in (None, k)]
+
+
+def _true(status: dict) -> dict:
+    return next(c for c in status["conditions"] if c["status"] == "True")
+
+
+def _folder(path, files: int):
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (path / f"p{i:03d}.jpg").write_bytes(b"x")
+    return path
+
+
+def test_an_output_it_cannot_write_fails_the_job_before_any_file_is_listed(store, tmp_path):
+    data = _folder(tmp_path / "data", 5)
+    sent = []
+    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(
+        allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)), lambda: 1)
+    spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "elsewhere" / "r.jsonl")}})
+    events = Events()
+    status = engine.tick("ns.leak.1", spec, {"phase": "Pending"}, events)
+    assert status["phase"] == "Failed" and _true(status)["reason"] == "OutputFailed"
+    assert _true(status)["message"].startswith("spec.output.uri:") and "elsewhere" in _true(status)["message"]
+    assert sent == [] and not store.snapshot("ns.leak.1").exists  # nothing listed, nothing handed out
+    assert events.reasons("Warning") == ["Failed"]
+
+
+def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_the_rest(store, tmp_path):
+    data = _folder(tmp_path / "data", 100)
+    out = tmp_path / "results" / "r.jsonl"
+    sent: list[int] = []
+    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(
+        allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)), lambda: 2)
+    spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 10, "output": {"uri": str(out)}})
+    job, events = "ns.outside.1", Events()
+    status = engine.tick(job, spec, {"phase": "Pending"}, events)
+    assert status["phase"] == "Running" and len(sent) > 1
+    # The worker (started without the source among its roots) hashes the first batch: every file outside_roots.
+    files = store.start_batch(job, sent[0], 1e18)
+    store.record(job, sent[0], [make_record(f, algorithm="phash", hash_size=8, status="failed",
+                                            reason=f"outside_roots: {f!r} is not under any allowed source root")
+                                for f in files], finish=True)
+    status = engine.tick(job, spec, status, events)
+    assert status["phase"] == "Failed", status
+    condition = _true(status)
+    assert condition["type"] == "Failed" and condition["reason"] == "WorkerConfiguration"
+    assert "PHASHFLEET_ALLOWED_ROOTS" in condition["message"] and "source.allowedRoots" in condition["message"]
+    assert (status["failed"], status["succeeded"]) == (10, 0) and status["completionTime"]
+    # The batches still out are closed: a worker drops their messages instead of hashing 90 more failures.
+    assert store.snapshot(job).inflight == 0 and store.start_batch(job, sent[1], 1e18) is None
+    assert not out.exists()  # no partial output for a job that never really ran
+    assert ("Warning", "Failed") in [(k, r) for k, r, _ in events]
+
+
+def test_no_running_worker_is_shown_once_and_cleared_when_workers_come(store, tmp_path):
+    data = _folder(tmp_path / "data", 20)
+    ready = [0]
+    engine = JobEngine(store, lambda j, b: None, OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
+                       lambda: 1, ready_workers=lambda: ready[0])
+    spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 5})
+    job, events, status = "ns.starved.1", Events(), {"phase": "Pending"}
+
+    def tick() -> dict:
+        nonlocal status
+        status = engine.tick(job, spec, status, events)
+        return status
+
+    assert _true(tick())["reason"] == "Hashing"  # not before no_workers_seconds
+    wait_for(lambda: _true(tick())["reason"] == "NoWorkers", timeout=10, what="NoWorkers")
+    condition = _true(status)
+    assert condition["type"] == "Progressing" and status["phase"] == "Running"
+    assert "no worker has been running" in condition["message"] and "phash-fleet-worker" in condition["message"]
+    tick()
+    tick()
+    assert events.reasons("Warning") == ["NoWorkers"]  # one Event, not one per tick
+    ready[0] = 1
+    assert _true(tick())["reason"] == "Hashing"
+    assert events.reasons("Normal")[-1] == "WorkersRunning"
+
+
+def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path):
+    """ready 0 (no Deployment) but files get done (workers outside the cluster): nothing to warn about."""
+    data = _folder(tmp_path / "data", 40)
+    sent: list[int] = []
+    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(allowed_roots=(str(data),),
+                                                                      no_workers_seconds=0.5),
+                       lambda: 1, ready_workers=lambda: 0)
+    spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 1})
+    job, events, status = "ns.remote.1", Events(), {"phase": "Pending"}
+    started = time.monotonic()
+    while time.monotonic() - started < 2.0:  # four times no_workers_seconds, a file done every 0.1 s
+        status = engine.tick(job, spec, status, events)
+        batch = sent.pop(0)
+        files = store.start_batch(job, batch, 1e18)
+        store.record(job, batch, [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00")
+                                  for f in files], finish=True)
+        time.sleep(0.1)  # the pace of the simulated remote worker, not a wait for a condition
+    assert status["phase"] == "Running" and status["succeeded"] >= 10
+    assert "NoWorkers" not in events.reasons()
+
+
+class Flaky(SimpleHTTPRequestHandler):
+    """Serves a folder, or 503 while the server's `down` flag is set."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.server.down:
+            self.send_error(503)
+            return
+        super().do_GET()
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky_site(tmp_path):
+    root = _folder(tmp_path / "www" / "pics", 6).parent
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Flaky, directory=str(root)))
+    server.down = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}/pics/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_source_answering_503_is_retried_with_backoff_not_failed(store, flaky_site):
+    pytest.importorskip("aiohttp")
+    server, uri = flaky_site
+    sent: list[int] = []
+    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(), lambda: 1)
+    spec = parse_spec({"source": {"uri": uri}, "batchSize": 2})
+    job, events = "ns.flaky.1", Events()
+    delays = []
+    for retry in range(3):
+        with pytest.raises(Unavailable) as info:
+            engine.tick(job, spec, {"phase": "Pending"}, events, retry=retry)
+        condition = _true(info.value.status)
+        assert info.value.status["phase"] == "Pending" and condition["type"] == "Progressing"
+        assert condition["reason"] == "SourceUnavailable" and "503" in condition["message"]
+        delays.append(info.value.delay)
+    assert delays == [1, 2, 4]
+    assert events.reasons("Warning") == ["SourceUnavailable"]  # one Event for the whole outage
+    server.down = False
+    status = engine.tick(job, spec, {"phase": "Pending"}, events)
+    assert status["phase"] == "Running" and _true(status)["reason"] == "Hashing" and sent
+    assert "Failed" not in events.reasons() and events.reasons("Normal") == ["Recovered"]
+
+
+def test_redis_that_cannot_be_reached_is_retried_not_failed(tmp_path):
+    data = _folder(tmp_path / "data", 2)
+    client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1)
+    engine = JobEngine(RedisJobStore(client), lambda j, b: None, OperatorConfig(allowed_roots=(str(data),)),
+                       lambda: 1)
+    events = Events()
+    with pytest.raises(Unavailable) as info:
+        engine.tick("ns.noredis.1", parse_spec({"source": {"uri": str(data)}}), {"phase": "Running"}, events)
+    condition = _true(info.value.status)
+    assert info.value.status["phase"] == "Running" and condition["reason"] == "RedisUnavailable"
+    assert events.reasons("Warning") == ["RedisUnavailable"]

@@ -1,0 +1,99 @@
+"""Transient errors are retried with backoff (kopf.TemporaryError), never mistaken for the end of a listing."""
+
+from __future__ import annotations
+
+import kopf
+import pytest
+from kubernetes.client.rest import ApiException
+
+from phashfleet import dispatch
+from phashfleet.dispatch import ListingCursor
+from phashfleet.jobspec import parse_spec
+from phashfleet.sources import SourceNetworkError
+from phashfleet_operator import handlers
+from phashfleet_operator.engine import Unavailable
+from phashfleet_operator.reconcile import no_workers_since, retry_delay
+from phashfleet_operator.runtime import RUNTIME
+
+
+def test_retry_delay_doubles_up_to_thirty_seconds():
+    assert [retry_delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert retry_delay(10_000) == 30
+
+
+def test_no_workers_since_starts_on_the_first_idle_look_and_clears_on_workers_or_progress():
+    assert no_workers_since(None, ready=0, progressed=False, now=5.0) == 5.0
+    assert no_workers_since(5.0, ready=0, progressed=False, now=9.0) == 5.0
+    assert no_workers_since(5.0, ready=1, progressed=False, now=9.0) is None
+    assert no_workers_since(5.0, ready=0, progressed=True, now=9.0) is None
+    assert no_workers_since(5.0, ready=None, progressed=False, now=9.0) == 5.0  # unknown: as it was
+    assert no_workers_since(None, ready=None, progressed=False, now=9.0) is None
+
+
+def test_a_listing_that_broke_mid_way_is_resumed_not_taken_as_ended(monkeypatch):
+    calls = []
+
+    def flaky(source, roots):
+        calls.append(1)
+        for i in range(10):
+            if i == 3 and len(calls) == 1:
+                raise SourceNetworkError("http://x/", "503 Service Unavailable")
+            yield f"http://x/{i}.jpg"
+
+    monkeypatch.setattr(dispatch, "iter_source", flaky)
+    cursor = ListingCursor(parse_spec({"source": {"uri": "http://x/"}}), ())
+    assert cursor.take(0, 2) == ["http://x/0.jpg", "http://x/1.jpg"]
+    with pytest.raises(SourceNetworkError):
+        cursor.take(2, 2)
+    # Reusing the dead generator would give [] here, and the dispatcher would end the listing early.
+    assert cursor.take(2, 2) == ["http://x/2.jpg", "http://x/3.jpg"]
+
+
+class _Engine:
+    def __init__(self, error=None, status=None):
+        self.error, self.status, self.retries = error, status or {"phase": "Running"}, []
+
+    def tick(self, jid, job, status, emit, *, retry=0):
+        self.retries.append(retry)
+        if self.error:
+            raise self.error
+        return dict(self.status)
+
+
+def _tick(retry: int = 0):
+    handlers.tick(spec={"source": {"uri": "/d"}}, status={"phase": "Running"}, namespace="ns", name="job",
+                  uid="0123456789", body={}, meta={"generation": 1}, retry=retry)
+
+
+def test_tick_turns_an_unavailable_source_into_a_temporary_error_and_writes_why(monkeypatch):
+    written = []
+    monkeypatch.setattr(handlers, "patch_status", lambda *args: written.append(args[-1]) or True)
+    reason = {"phase": "Running", "conditions": [{"type": "Progressing", "status": "True",
+                                                  "reason": "SourceUnavailable", "message": "503"}]}
+    monkeypatch.setattr(RUNTIME, "engine", _Engine(Unavailable("the source cannot be listed", reason, 4.0)))
+    with pytest.raises(kopf.TemporaryError) as info:
+        _tick(retry=2)
+    assert info.value.delay == 4.0 and RUNTIME.engine.retries == [2]
+    assert written and written[0]["conditions"][0]["reason"] == "SourceUnavailable"
+
+
+@pytest.mark.parametrize("error", [ApiException(status=503, reason="Service Unavailable"), ConnectionResetError()])
+def test_an_apiserver_that_cannot_take_the_status_now_is_retried_with_backoff(monkeypatch, error):
+    def refuse(*args):
+        raise error
+
+    monkeypatch.setattr(handlers, "patch_status", refuse)
+    monkeypatch.setattr(RUNTIME, "engine", _Engine(status={"phase": "Running", "total": 3}))
+    with pytest.raises(kopf.TemporaryError) as info:
+        _tick(retry=3)
+    assert info.value.delay == 8
+
+
+def test_a_permanent_apiserver_refusal_is_not_dressed_up_as_temporary(monkeypatch):
+    def refuse(*args):
+        raise ApiException(status=422, reason="Invalid")
+
+    monkeypatch.setattr(handlers, "patch_status", refuse)
+    monkeypatch.setattr(RUNTIME, "engine", _Engine(status={"phase": "Running", "total": 3}))
+    with pytest.raises(ApiException):
+        _tick()
