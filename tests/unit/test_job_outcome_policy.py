@@ -103,9 +103,13 @@ def test_a_small_job_is_judged_on_all_its_files_and_credentials_are_named():
     failures = [_failed(f"s3://bucket/p{i}.jpg", "permission_denied: cannot read it") for i in range(3)]
     phase, reason, message = job_outcome(snap, False, failures=failures, first_batch=64)
     assert (phase, reason) == ("Failed", "WorkerConfiguration") and "source.s3.existingSecret" in message
-    # A local file the worker may not read is the file's problem (or its owner's), not a worker setting.
-    local = [_failed(f"/d/p{i}.jpg", "permission_denied: cannot read it") for i in range(3)]
-    assert job_outcome(snap, False, failures=local, first_batch=64)[1] == "AllFilesFailed"
+    missing = [_failed(f"s3://bucket/p{i}.jpg", "read_error: NoCredentialsError: Unable to locate credentials")
+               for i in range(3)]
+    assert job_outcome(snap, False, failures=missing, first_batch=64)[1] == "WorkerConfiguration"
+    # A local file (or an HTTP one) the worker may not read is the file's problem, not a worker setting.
+    for path in ("/d/p{}.jpg", "http://host/p{}.jpg"):
+        denied = [_failed(path.format(i), "permission_denied: cannot read it") for i in range(3)]
+        assert job_outcome(snap, False, failures=denied, first_batch=64)[1] == "AllFilesFailed"
 
 
 def test_run_stops_a_job_whose_workers_cannot_read_its_files(tmp_path):

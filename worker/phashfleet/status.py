@@ -68,8 +68,8 @@ def worker_setting_of(record: dict) -> str | None:
     code = reason.split(":", 1)[0].strip()
     if code == "outside_roots":
         return "outside_roots"
-    remote = "://" in (record.get("path") or "") and not str(record.get("path")).startswith("file://")
-    if any(word in reason for word in _CREDENTIAL_WORDS) or (code == "permission_denied" and remote):
+    on_s3 = str(record.get("path") or "").startswith(("s3://", "s3a://"))
+    if any(word in reason for word in _CREDENTIAL_WORDS) or (code == "permission_denied" and on_s3):
         return "credentials"
     return None
 
