@@ -171,3 +171,45 @@ def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, s
 
     # Reads per file: 1 + the retries it needed or was allowed; none for a permanent error.
     assert FlakyImages.gets == {"/flaky/a.png": 3, "/missing/c.png": 1, "/garbage/d.png": 1, "/flaky/b.png": 2}
+
+
+def test_phashfleet_run_honours_max_retries_for_a_flaky_file(flaky_site):
+    """The embedded run reads a file answering 503 twice like a worker does: ok with maxRetries 3, failed with 1."""
+    from phashfleet.localrun import run_embedded  # noqa: PLC0415
+
+    def run(name: str, max_retries: int) -> dict:
+        spec = parse_spec({"source": {"uri": f"{flaky_site}/flaky/{name}.png"}, "maxRetries": max_retries})
+        return run_embedded(spec, f"local.{name}.1", (), jobs=1).status
+
+    patient = run("patient", 3)
+    assert (patient["succeeded"], patient["failed"]) == (1, 0), patient
+    hasty = run("hasty", 1)
+    assert (hasty["succeeded"], hasty["failed"]) == (0, 1), hasty
+    assert hasty["failures"][0]["reason"].endswith("(gave up after 2 attempts)"), hasty
+
+
+def _always_raises(files, settings, roots):
+    """A stand-in for a hashing bug: leaves a mark per call in $CALLS_DIR, then raises."""
+    (Path(os.environ["CALLS_DIR"]) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    raise RuntimeError("hashing library bug")
+
+
+def test_phashfleet_run_turns_a_batch_that_keeps_raising_into_failed_records(tmp_path, monkeypatch):
+    """A batch that raises in the embedded pool is tried 1 + maxRetries times, then its files are failed
+    records with the error as reason and the run ends Failed, not with a traceback."""
+    from phashfleet import localrun  # noqa: PLC0415
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+
+    monkeypatch.setenv("CALLS_DIR", str(calls))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        photo_like(32, 32, seed=i).save(photos / f"p{i}.png")
+    monkeypatch.setattr(localrun, "_hash_batch", _always_raises)  # the pool forks, so its processes see it
+    spec = parse_spec({"source": {"uri": str(photos)}, "maxRetries": 2, "batchSize": 8})
+    status = localrun.run_embedded(spec, "local.poison.1", (str(photos),), jobs=1).status
+    assert (status["phase"], status["failed"], status["succeeded"]) == ("Failed", 3, 0), status
+    assert {f["reason"] for f in status["failures"]} == {"batch_error: RuntimeError: hashing library bug"}
+    assert len(list(calls.iterdir())) == 3  # one batch, tried 1 + maxRetries times

@@ -19,7 +19,7 @@ from phashfleet.cached import hash_with_cache
 from phashfleet.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
-from phashfleet.records import make_record
+from phashfleet.records import batch_error, make_record
 from phashfleet.store import RedisJobStore
 
 log = logging.getLogger("phashfleet.worker")
@@ -31,21 +31,12 @@ FLUSH_INTERVAL = 0.5
 #: cannot be written either (Redis down); then Dramatiq gives the message up and the operator's resend of
 #: the overdue batch starts it again. spec.maxRetries is at most 20, so this never cuts a job's retries short.
 RETRY_CEILING = 30
-#: Characters of an error's text kept in a failed record's reason.
-REASON_CHARS = 300
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:
     # The actor raises only to be tried again (it records a batch as failed itself once the job's
     # spec.maxRetries are used up, see BatchHasher.retries_left), so every raise is a retry.
     return retries < RETRY_CEILING
-
-
-def batch_error(exc: BaseException) -> str:
-    """The reason recorded for each file of a batch that kept raising `exc`."""
-    text = " ".join(str(exc).split())
-    text = text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
-    return f"batch_error: {type(exc).__name__}: {text}" if text else f"batch_error: {type(exc).__name__}"
 
 
 def _retries_so_far() -> int:

@@ -25,6 +25,7 @@ from phashfleet import keys
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
+from phashfleet.records import batch_error, make_record
 from phashfleet.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
@@ -48,9 +49,12 @@ class RunResult:
 def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ...]) -> list[dict]:
     from phashfleet.hashing import Settings, hash_many  # noqa: PLC0415 - imported in the pool process
 
-    return list(hash_many(files, Settings(algorithm=settings["algorithm"], hash_size=settings["hash_size"],
-                                          exact=settings["exact"], timeout_seconds=settings["timeout_seconds"],
-                                          allowed_roots=roots)))
+    return list(hash_many(files, Settings.from_job(settings, roots)))
+
+
+def _failed_records(files: list[str], settings: dict[str, Any], reason: str) -> list[dict]:
+    return [make_record(path, algorithm=settings["algorithm"], hash_size=settings["hash_size"], status="failed",
+                        reason=reason) for path in files]
 
 
 def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float,
@@ -79,11 +83,13 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
     cursor = ListingCursor(spec, roots)
     workers = jobs or os.cpu_count() or 1
     meter = RateMeter()
-    futures: dict[Future, int] = {}
+    futures: dict[Future, tuple[int, list[str], int]] = {}  # -> (batch id, its files, tries so far)
     with ProcessPoolExecutor(max_workers=workers) as pool:
+        def submit(batch_id: int, files: list[str], tries: int) -> None:
+            futures[pool.submit(_hash_batch, files, spec.hash_settings(), roots)] = (batch_id, files, tries)
+
         def send(jid: str, batch_id: int) -> None:
-            files = store.start_batch(jid, batch_id, float("inf"))
-            futures[pool.submit(_hash_batch, files, spec.hash_settings(), roots)] = batch_id
+            submit(batch_id, store.start_batch(jid, batch_id, float("inf")), 0)
 
         while True:
             dispatch_tick(store, job_id, spec, cursor, send, now=time.time(), room=workers * 2 - len(futures),
@@ -92,7 +98,15 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
                 break
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
-                store.record(job_id, futures.pop(future), future.result(), finish=True)
+                batch_id, files, tries = futures.pop(future)
+                try:
+                    records = future.result()
+                except Exception as exc:  # a batch that raises is tried again, then its files fail (as in a worker)
+                    if tries < spec.max_retries:
+                        submit(batch_id, files, tries + 1)
+                        continue
+                    records = _failed_records(files, spec.hash_settings(), batch_error(exc))
+                store.record(job_id, batch_id, records, finish=True)
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))

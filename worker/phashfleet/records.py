@@ -10,6 +10,8 @@ Status = Literal["ok", "failed", "skipped"]
 #: Field order of a record; csv/parquet outputs use these columns.
 FIELDS = ("path", "hash", "algorithm", "hash_size", "status", "reason", "bytes", "width", "height")
 OPTIONAL_FIELDS = ("cached", "frames", "group")
+#: Longest reason text kept from an exception's message.
+REASON_CHARS = 300
 
 
 def make_record(
@@ -51,3 +53,10 @@ def make_record(
 def dumps(record: dict[str, Any]) -> str:
     """Serialise a record to one compact JSON line (no trailing newline)."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def batch_error(exc: BaseException) -> str:
+    """The reason recorded for each file of a batch that kept raising `exc`."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
+    return f"batch_error: {type(exc).__name__}: {text}" if text else f"batch_error: {type(exc).__name__}"
