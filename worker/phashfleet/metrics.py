@@ -37,7 +37,8 @@ BYTES_READ = Counter(
 )
 BATCHES_PROCESSED = Counter(
     "phashfleet_batches_processed_total",
-    "Batches a worker finished, by outcome (done, dropped for a gone/suspended job, requeued).",
+    "Batches a worker finished, by outcome: done; failed (kept raising past spec.maxRetries, its files are "
+    "failed records); dropped (its job is gone or the batch was already done).",
     ["outcome"],
 )
 WORKER_INFLIGHT = Gauge(
