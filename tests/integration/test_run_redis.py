@@ -231,3 +231,19 @@ def test_a_run_whose_worker_keeps_crashing_ends_failed_saying_so(redis_env, phot
     assert list(client.scan_iter(match="dramatiq:*run-*")) == []
     run_keys = list(client.scan_iter(match=f"{FLEET}-run-*"))
     assert run_keys and all(0 < client.ttl(k) <= TTL for k in run_keys), {k: client.ttl(k) for k in run_keys}
+
+
+def test_a_second_run_of_a_folder_reads_the_content_cache_of_the_first(redis_env, photos, tmp_path):
+    """Each run has keys of its own, yet local runs share one content cache (apart from the fleet's), so an
+    unchanged folder is not hashed again."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    status = _finished(_start_run(first, photos, redis_env, jobs=1), timeout=180)
+    assert status["succeeded"] == 80, status
+    assert not any(r.get("cached") for r in _records(first))
+    status = _finished(_start_run(second, photos, redis_env, jobs=1), timeout=180)
+    assert (status["phase"], status["succeeded"]) == ("Succeeded", 80), status
+    assert all(r.get("cached") for r in _records(second)), _records(second)[:3]
+    client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
+    assert not list(client.scan_iter(match=f"{FLEET}:cache:*"))  # the fleet's cache holds none of it

@@ -26,6 +26,7 @@ import os
 
 PREFIX_ENV = "PHASHFLEET_KEY_PREFIX"
 QUEUE_ENV = "PHASHFLEET_QUEUE"
+CACHE_PREFIX_ENV = "PHASHFLEET_CACHE_PREFIX"
 #: The prefix and queue of the cluster fleet (and of every process that sets neither variable).
 DEFAULT_NAME = "phashfleet"
 
@@ -43,7 +44,9 @@ def queue() -> str:
 def run_names(run_id: str) -> dict[str, str]:
     """The environment that gives one local run (and its workers) a prefix and queue of its own."""
     name = f"{DEFAULT_NAME}-run-{run_id}"
-    return {PREFIX_ENV: name, QUEUE_ENV: name}
+    # The content cache is shared by every local run (so a second run of a folder hashes nothing new),
+    # and kept apart from the fleet's: a path on this machine may name another file in a pod.
+    return {PREFIX_ENV: name, QUEUE_ENV: name, CACHE_PREFIX_ENV: f"{DEFAULT_NAME}-run"}
 
 
 def everything() -> str:
@@ -72,8 +75,8 @@ def batch_pattern(job_id: str) -> str:
 
 
 def cache(key: str) -> str:
-    """A content-cache entry."""
-    return f"{prefix()}:cache:{key}"
+    """A content-cache entry (under PHASHFLEET_CACHE_PREFIX if set, else the key prefix)."""
+    return f"{os.environ.get(CACHE_PREFIX_ENV) or prefix()}:cache:{key}"
 
 
 def dramatiq_queue(name: str | None = None) -> str:
