@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ from phashfleet.dispatch import (
 )
 from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
+from phashfleet.logs import about
 from phashfleet.outputs import OutputError
 from phashfleet.sources import SourceError, SourceNetworkError
 from phashfleet.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
 
+log = logging.getLogger("phashfleet.operator")
 Send = Callable[[str, int], None]
 Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
 
@@ -48,6 +51,12 @@ class Unavailable(Exception):
         super().__init__(message)
         self.status = status
         self.delay = delay
+
+
+def _about(job_id: str) -> dict[str, Any]:
+    """Log `extra=` naming the PhashJob of a job id (namespace.name.uid; a name may hold dots)."""
+    namespace, _, rest = job_id.partition(".")
+    return about(namespace, rest.rpartition(".")[0])
 
 
 class JobEngine:
@@ -135,7 +144,8 @@ class JobEngine:
         if not exists and (problem := output_problem(spec, self.config.output_roots or None)):
             return self.failed(status, "OutputFailed", problem, emit)
         try:
-            self.ensure_state(job_id, spec)
+            if self.ensure_state(job_id, spec):
+                log.info("listed %d files", self.store.snapshot(job_id).total, extra=_about(job_id))
         except SourceNetworkError:
             raise
         except SourceError as exc:
@@ -175,6 +185,10 @@ class JobEngine:
             extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
+            log.info("finished %s (%s): %d of %d ok, %d failed, %d skipped", phase, reason, snap.ok, snap.total,
+                     snap.failed, snap.skipped, extra={**_about(job_id), "phase": phase, "reason": reason,
+                                                       "total": snap.total, "ok": snap.ok, "failed": snap.failed,
+                                                       "skipped": snap.skipped})
             if phase == "Succeeded":
                 emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
             else:

@@ -13,6 +13,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from phashfleet import keys, metrics
+from phashfleet.logs import about
 from phashfleet.jobspec import SpecError, parse_spec
 from phashfleet.status import conditions, now_iso
 from phashfleet_operator.kube import patch_status, post_event
@@ -27,11 +28,16 @@ TRANSIENT_API_STATUSES = (409, 429, 500, 502, 503, 504)
 
 
 def _emit(body) -> Any:
+    """An Event poster for one PhashJob; every Event is also a log line (Warning ones at WARNING)."""
+    where = about(body["metadata"].get("namespace"), body["metadata"].get("name"))
+
     def emit(kind: str, reason: str, message: str) -> None:
+        log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s: %s", reason, message,
+                extra={**where, "reason": reason})
         try:
             post_event(body, kind, reason, message)
         except Exception as exc:  # noqa: BLE001 - an Event is information; never fail a reconcile for it
-            log.warning("could not post %s event: %s", reason, exc)
+            log.warning("could not post %s event: %s", reason, exc, extra=where)
     return emit
 
 

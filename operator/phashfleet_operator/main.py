@@ -7,13 +7,14 @@ import os
 import threading
 
 import kopf
+from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
 
 from phashfleet import metrics
 from phashfleet.actors import send_batch
-from phashfleet.broker import make_broker
+from phashfleet.broker import RedisNotConfigured, make_broker
 from phashfleet.store import RedisJobStore
-from phashfleet_operator import handlers  # noqa: F401 - registers the kopf handlers
+from phashfleet_operator import handlers, preflight  # handlers: registers the kopf handlers
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine
 from phashfleet_operator.kube import WorkerScale, load_config
@@ -22,14 +23,26 @@ from phashfleet_operator.runtime import RUNTIME
 log = logging.getLogger("phashfleet.operator")
 
 
-def _housekeeping(stop: threading.Event) -> None:
-    """Every second: check Redis (the RedisDown alert's gauge) and, in operator mode, autoscale."""
+class _QuietTimers(logging.Filter):
+    """kopf says "Timer 'tick' succeeded." at INFO every second for every job: that is debug detail here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("Timer ") and \
+                str(record.msg).endswith(" succeeded."):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _housekeeping(stop: threading.Event, redis_up: bool) -> None:
+    """Every second: check Redis (the RedisDown alert's gauge, and a log line when it comes or goes) and,
+    in operator mode, autoscale."""
     state: dict = {}
+    watch = preflight.RedisWatch(RUNTIME.store.client, up=redis_up)
     while not stop.wait(1.0):
-        try:
-            metrics.REDIS_UP.set(1 if RUNTIME.store.client.ping() else 0)
-        except Exception:  # noqa: BLE001 - any failure to reach Redis is "down"
-            metrics.REDIS_UP.set(0)
+        up = watch.check()
+        metrics.REDIS_UP.set(1 if up else 0)
+        if not up:
             continue
         if RUNTIME.scale is None:
             continue
@@ -42,10 +55,18 @@ def _housekeeping(stop: threading.Event) -> None:
 
 def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, health_port: int,
         peering: str | None, priority: int) -> None:
-    """Run until stopped by a signal."""
-    load_config(kubeconfig)
-    config = OperatorConfig.from_env()
-    broker = make_broker()
+    """Run until stopped by a signal; a configuration that cannot work exits 1 with one log line saying why."""
+    try:
+        load_config(kubeconfig)
+        config = OperatorConfig.from_env()
+        broker = make_broker()
+    except (RedisNotConfigured, ConfigException, ValueError) as exc:
+        log.critical("cannot start the operator: %s", exc)
+        raise SystemExit(1) from None
+    logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+    # Every probe of /healthz (the kubelet's, every few seconds) is an aiohttp access line: debug detail.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     store = RedisJobStore(broker.client)
     worker_ns = config.worker_namespace or namespace or os.environ.get("POD_NAMESPACE") or "default"
     # The fleet's size is read in every mode (the dispatcher plans for it); only the operator mode sets it.
@@ -56,8 +77,9 @@ def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, hea
     RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size,
                                ready_workers=workers.ready)
     start_http_server(metrics_port)
+    redis_up = preflight.warn_at_startup(config, workers, store.client)
     stop = threading.Event()
-    threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True).start()
+    threading.Thread(target=_housekeeping, args=(stop, redis_up), name="housekeeping", daemon=True).start()
     try:
         kopf.run(
             standalone=peering is None, peering_name=peering, priority=priority,

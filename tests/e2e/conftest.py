@@ -21,7 +21,7 @@ def fleet(control_plane, namespace, redis_server, redis_env, pod_runner, operato
            "PHASHFLEET_MIN_REPLICAS": "0",
            "PHASHFLEET_MAX_REPLICAS": str(getattr(request, "param", {}).get("max_replicas", 2)), "PHASHFLEET_IDLE_COOLDOWN": "2",
            "PHASHFLEET_ALLOWED_ROOTS": roots, "PHASHFLEET_OUTPUT_ROOTS": str(tmp_path)}
-    op = operator(namespace, env=env)
+    op = operator(namespace, env=env, args=tuple(getattr(request, "param", {}).get("operator_args", ())))
     return {"data": data, "runner": runner, "operator": op, "namespace": namespace, "tmp": tmp_path, "env": env}
 
 

@@ -47,14 +47,13 @@ def _ref(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """`TIME LEVEL LOGGER [NAMESPACE/NAME] MESSAGE key=value...`, then any traceback."""
+    """`TIME LEVEL LOGGER [NAMESPACE/NAME] MESSAGE`, then any traceback (extras are for the JSON lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """One line per record (plus the traceback lines of an exception)."""
         ref = _ref(record)
         where = f" [{'/'.join(ref[k] for k in ('namespace', 'name') if k in ref)}]" if ref else ""
-        fields = "".join(f" {k}={v}" for k, v in _extras(record).items())
-        line = f"{_time(record)} {record.levelname} {record.name}{where} {record.getMessage()}{fields}"
+        line = f"{_time(record)} {record.levelname} {record.name}{where} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from phashfleet.cli.options import log_options
+
 
 @click.command("operator")
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), envvar="KUBECONFIG",
@@ -19,6 +21,7 @@ import click
 @click.option("--peering", default=None, envvar="PHASHFLEET_PEERING",
               help="kopf peering name: with two replicas only the highest-priority one acts.")
 @click.option("--priority", type=int, default=0, envvar="PHASHFLEET_PEERING_PRIORITY", show_default=True)
+@log_options
 def cli(kubeconfig, namespace, all_namespaces, metrics_port, health_port, peering, priority) -> None:
     """Reconcile PhashJobs into batches on Redis, status on the CR and worker replicas."""
     if bool(namespace) == bool(all_namespaces):

@@ -11,6 +11,7 @@ import click
 
 from phashfleet import keys
 from phashfleet.broker import REDIS_URL_ENV, RedisAuthFailed, check_credentials, redis_client
+from phashfleet.cli.options import log_options
 
 #: Messages each worker process holds beyond one per thread: the next batch, ready when one ends.
 PREFETCH_SPARE = 1
@@ -27,6 +28,7 @@ CONSUMER_POLL_MS = 100
               help="Port for /metrics (Dramatiq's and phashfleet_ metrics of every process).")
 @click.option("--shutdown-timeout", type=click.FloatRange(0), envvar="PHASHFLEET_SHUTDOWN_TIMEOUT", default=30.0,
               show_default=True, help="Seconds SIGTERM waits for in-flight batches before handing them back.")
+@log_options
 def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float) -> None:
     """Run workers on the Redis broker named by PHASHFLEET_REDIS_URL (+ PHASHFLEET_REDIS_PASSWORD)."""
     if not os.environ.get(REDIS_URL_ENV):
@@ -50,7 +52,8 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
                        # An idle consumer polls at most this often (ms); Dramatiq's default of 1 s let a
                        # finished thread wait up to a second for the next message.
                        "dramatiq_worker_timeout": str(CONSUMER_POLL_MS)})
-    argv = [sys.executable, "-m", "dramatiq", "phashfleet.worker_app", "--queues", keys.queue(),
+    argv = [sys.executable, "-m", "phashfleet.worker_main", "phashfleet.worker_app", "--skip-logging",
+            "--queues", keys.queue(),
             "--processes", str(processes), "--threads", str(threads),
             "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
     # Hold SIGTERM/SIGINT until Dramatiq has its handlers in place (it unblocks them then): a pod stopped
