@@ -129,6 +129,14 @@ redis-password
 {{- end }}
 {{- end }}
 
+{{/* Log level and format of the operator and the workers (phashfleet/logs.py reads them). */}}
+{{- define "phash-fleet.logging.env" -}}
+- name: PHASHFLEET_LOG_LEVEL
+  value: {{ .Values.logging.level | quote }}
+- name: PHASHFLEET_LOG_FORMAT
+  value: {{ .Values.logging.format | quote }}
+{{- end }}
+
 {{/* The environment every Redis client of the chart gets: URL and password from the Secret. */}}
 {{- define "phash-fleet.redis.env" -}}
 - name: PHASHFLEET_REDIS_URL
