@@ -29,7 +29,8 @@ TRANSIENT_API_STATUSES = (409, 429, 500, 502, 503, 504)
 
 def _emit(body) -> Any:
     """An Event poster for one PhashJob; every Event is also a log line (Warning ones at WARNING)."""
-    where = about(body["metadata"].get("namespace"), body["metadata"].get("name"))
+    meta = body.get("metadata") or {}
+    where = about(meta.get("namespace"), meta.get("name"))
 
     def emit(kind: str, reason: str, message: str) -> None:
         log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s: %s", reason, message,
