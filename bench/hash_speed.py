@@ -1,12 +1,15 @@
-"""Benchmark: imagehash vs phash-fleet (exact and fast) per core, on generated photo-like images.
+"""Benchmark: imagehash vs phash-fleet (exact and fast) per core, on real and generated photos.
 
-    python bench/hash_speed.py            # 12 MP / 1 MP JPEG, PNG, WebP, TIFF; a few minutes
+    python bench/hash_speed.py            # real 12 MP JPEGs, generated JPEG/PNG/WebP/TIFF; minutes
     python bench/hash_speed.py --small    # a CI-sized run
     python bench/hash_speed.py --json bench/out/hash_speed.json
 
-Images are generated once (smooth gradients, shapes, texture at every scale, grain) and cached
-under .cache/bench/. Every method runs in this one process, interleaved image by image, so the
-ratios hold even on a busy machine; times are the median of the rounds.
+Real photos are the corpus of tests/harness/photos.py (photos shipped in scikit-image's and
+scikit-learn's wheels, and their recompressions, crops, rescales and tilings); the fast path's bit
+distances from imagehash on all of it are reported per algorithm. Generated images (smooth
+gradients, shapes, texture at every scale, grain) are cached under .cache/bench/. Every method
+runs in this one process, interleaved image by image, so the ratios hold even on a busy machine;
+times are the median of the rounds.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ import PIL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "worker"))
+sys.path[:0] = [str(ROOT / "worker"), str(ROOT / "tests")]
 
 from phashfleet.hashing import Settings, hash_ref  # noqa: E402
 from phashfleet.hashing.algorithms import colorhash_binbits  # noqa: E402
 from phashfleet.hashing.synthetic import VERSION, photo_like  # noqa: E402
+from harness import photos  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
 PHOTO_SIZES = [(4032, 3024), (4000, 3000), (3024, 4032), (4096, 2731)]
 
 #: name -> (sizes cycled over, file format, save options, images in a full run, in a --small run)
 SETS = {
+    # The real-photo corpus's 12 MP JPEGs: colour photos (what cameras give), grey ones, and the
+    # mirrored tilings (a worst case: near-ties everywhere, mostly hashed exactly).
+    "real-12mp": ("12mp:RGB", "JPEG", {}, 10, 0),
+    "real-12mp-grey": ("12mp:L", "JPEG", {}, 9, 0),
+    "real-tiled-12mp": ("tiled-12mp:RGB", "JPEG", {}, 10, 0),
     "jpeg-12mp": (PHOTO_SIZES, "JPEG", {"quality": 92}, 40, 2),
     "jpeg-1mp": ([(1152, 864), (864, 1152)], "JPEG", {"quality": 90}, 40, 3),
     "png-12mp": (PHOTO_SIZES[:1], "PNG", {"compress_level": 1}, 3, 1),
@@ -49,6 +58,9 @@ EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif"}
 def image_set(name: str, count: int, small: bool) -> list[Path]:
     """Paths of ``count`` cached images of one set, generating any that are missing."""
     sizes, fmt, options, _, _ = SETS[name]
+    if isinstance(sizes, str):  # "kind:mode" of the real-photo corpus
+        kind, mode = sizes.split(":")
+        return [v.path for v in photos.corpus() if v.kind == kind and Image.open(v.path).mode == mode][:count]
     if small:
         sizes = [(max(64, w // 4), max(64, h // 4)) for w, h in sizes]
     opts = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
@@ -74,7 +86,7 @@ def time_one(fn, path: Path) -> tuple[float, object]:
 
 def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size: int) -> dict:
     """Time imagehash, ours exact and ours fast on every image; compare the hashes."""
-    roots = (str(CACHE),)
+    roots = tuple(sorted({str(p.parent) for p in paths}))
     exact = Settings(algorithm=algorithm, hash_size=hash_size, exact=True, allowed_roots=roots)
     fast = Settings(algorithm=algorithm, hash_size=hash_size, exact=False, allowed_roots=roots)
     ref_fn = {
@@ -120,6 +132,39 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
     }
 
 
+#: imagehash's functions with their own defaults, as the distances are measured at hashSize 8.
+IMAGEHASH = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
+             "whash": imagehash.whash, "colorhash": imagehash.colorhash}
+
+
+def bits_apart(a: str, b: str) -> int:
+    """Hamming distance of two hex hashes."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def distribution(variants: list, algorithms: list[str]) -> list[dict]:
+    """Per algorithm: how many of the fast path's hashes are 0, 1, 2, 3 and 4+ bits from imagehash's."""
+    roots = tuple(sorted({str(v.path.parent) for v in variants}))
+    found = {a: [] for a in algorithms}
+    for variant in variants:
+        with Image.open(variant.path) as image:
+            image.load()
+            expected = {a: str(IMAGEHASH[a](image)) for a in algorithms}
+        for algorithm in algorithms:
+            got = hash_ref(str(variant.path), Settings(algorithm=algorithm, allowed_roots=roots))["hash"]
+            found[algorithm].append((bits_apart(got, expected[algorithm]), variant.path.name))
+    rows = []
+    for algorithm, pairs in found.items():
+        bits = [b for b, _ in pairs]
+        rows.append({
+            "algorithm": algorithm, "files": len(bits),
+            "bits": {str(k): bits.count(k) for k in range(4)} | {"4+": sum(b >= 4 for b in bits)},
+            "identical_pct": round(100 * bits.count(0) / len(bits), 1), "max_bits": max(bits),
+            "off": sorted((name, b) for b, name in pairs if b),
+        })
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -131,21 +176,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
     parser.add_argument("--min-span", type=int, default=None,
                         help="override the fast path's MIN_SPAN (10 makes 12 MP photos decode at 1/8)")
-    parser.add_argument("--no-recheck", action="store_true",
-                        help="do not decode close phash calls again (shows what the check costs and buys)")
+    parser.add_argument("--no-distances", action="store_true", help="skip the real-photo bit distances")
     args = parser.parse_args(argv)
     from phashfleet.hashing import fast  # noqa: PLC0415
 
     if args.min_span:
         fast.MIN_SPAN = args.min_span
-    fast.RECHECK = not args.no_recheck
     rounds = args.rounds or (1 if args.small else 3)
 
     results = []
-    header = (f"{'set':10s} {'n':>3s} {'MP':>5s} {'MB':>5s} | {'imagehash/s':>11s} {'exact/s':>8s} {'fast/s':>8s} | "
+    header = (f"{'set':15s} {'n':>3s} {'MP':>5s} {'MB':>5s} | {'imagehash/s':>11s} {'exact/s':>8s} {'fast/s':>8s} | "
               f"{'exact x':>7s} {'fast x':>7s} | {'ident%':>6s} {'maxbits':>7s}")
+    distances = []
+    if not args.no_distances:
+        # --small: the small variants of four photos (brick and page are the fine-texture ones).
+        variants = (photos.corpus(large=False, photos=("brick", "page", "chelsea", "china")) if args.small
+                    else photos.corpus())
+        print(f"fast path vs imagehash (its defaults, hashSize 8) on {len(variants)} real-photo files "
+              f"({photos.CACHE.relative_to(ROOT)}):")
+        print(f"{'algorithm':10s} {'files':>5s} | {'0':>4s} {'1':>4s} {'2':>4s} {'3':>4s} {'4+':>4s} | "
+              f"{'ident%':>6s} {'max':>3s}")
+        for row in distribution(variants, ["phash", "dhash", "ahash", "whash", "colorhash"]):
+            distances.append(row)
+            b = row["bits"]
+            print(f"{row['algorithm']:10s} {row['files']:5d} | {b['0']:4d} {b['1']:4d} {b['2']:4d} {b['3']:4d} "
+                  f"{b['4+']:4d} | {row['identical_pct']:6.1f} {row['max_bits']:3d}", flush=True)
+        print()
     print(f"hash_speed: {args.algorithm} hash_size={args.hash_size}, fast MIN_SPAN={fast.MIN_SPAN}, "
-          f"recheck={'on' if fast.RECHECK else 'off'}, one core, "
+          "one core, "
           f"{rounds} round(s), median per image")
     print(header)
     print("-" * len(header))
@@ -156,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_set(name, image_set(name, count, args.small), rounds, args.algorithm, args.hash_size)
         results.append(result)
         rate = result["images_per_s"]
-        print(f"{name:10s} {result['images']:3d} {result['megapixels']:5.1f} {result['mean_file_mb']:5.2f} | "
+        print(f"{name:15s} {result['images']:3d} {result['megapixels']:5.1f} {result['mean_file_mb']:5.2f} | "
               f"{rate['imagehash']:11.2f} {rate['exact']:8.2f} {rate['fast']:8.2f} | "
               f"{result['ratio_exact']:7.2f} {result['ratio_fast']:7.2f} | "
               f"{result['fast_identical_pct']:6.1f} {result['fast_max_bits']:7d}", flush=True)
@@ -167,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "pillow": PIL.__version__, "imagehash": imagehash.__version__},
             "algorithm": args.algorithm, "hash_size": args.hash_size, "rounds": rounds, "min_span": fast.MIN_SPAN,
-            "recheck": fast.RECHECK,
             "results": results,
+            "real_photo_distances": distances,
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -21,6 +21,11 @@ def test_small_benchmark_prints_and_writes_json(tmp_path):
     assert "jpeg-12mp" in run.stdout and "fast x" in run.stdout
     report = json.loads(out.read_text())
     assert report["command"].startswith("python bench/hash_speed.py --small")
+    distances = {row["algorithm"]: row for row in report["real_photo_distances"]}
+    assert set(distances) == {"phash", "dhash", "ahash", "whash", "colorhash"}
+    for row in distances.values():
+        assert sum(row["bits"].values()) == row["files"] > 0 and set(row["bits"]) == {"0", "1", "2", "3", "4+"}
+    assert "fast path vs imagehash" in run.stdout and "ident%" in run.stdout
     sets = {r["set"]: r for r in report["results"]}
     assert {"jpeg-12mp", "jpeg-1mp", "png-12mp", "webp-12mp"} <= set(sets)
     for result in sets.values():

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
-from phashfleet.hashing import fast
+from phashfleet.hashing import certainty, fast
 from phashfleet.hashing.synthetic import VERSION, photo_like
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "test-images"
@@ -84,11 +84,24 @@ def test_12mp_photos_are_decoded_small_and_match(large, monkeypatch):
     assert found == [0, 0]
 
 
-def test_a_close_call_is_decoded_again_at_twice_the_size(large, monkeypatch):
+def test_a_near_tie_of_two_bits_stands_without_another_decode(large, monkeypatch):
+    """A phash estimate with one near-tie across the median (2 bits in doubt) is kept as it is."""
     scales = spy_on_scales(monkeypatch)
-    monkeypatch.setattr(fast, "_close_call", lambda values, size: True)
+    monkeypatch.setattr(certainty, "phash_risk", lambda values, size, sigma: 2)
     assert distances(large[:1], "phash", 8) == [0]
-    assert scales == [8, 4]
+    assert scales == [8]
+
+
+def test_an_estimate_with_more_than_two_bits_in_doubt_is_hashed_exactly(large, monkeypatch):
+    """4 bits in doubt is too many: the full image is decoded and hashed exactly."""
+    scales = spy_on_scales(monkeypatch)
+    monkeypatch.setattr(certainty, "phash_risk", lambda values, size, sigma: 4)
+    exact_calls = []
+    real_exact = fast.exact_hash
+    monkeypatch.setattr(fast, "exact_hash", lambda image, a, n: exact_calls.append(image.size) or real_exact(image, a, n))
+    assert distances(large[:1], "phash", 8) == [0]
+    assert scales == [8]
+    assert exact_calls[-1] == (4032, 3024)  # after the estimate's own (32 x 32) hash
 
 
 def grey_from_low_dct(block: np.ndarray) -> np.ndarray:
@@ -121,15 +134,16 @@ def test_close_call_check_tells_ties_from_clear_cases():
         np.r_[np.linspace(-400, -300, 5), [300, 400]],
         np.r_[[0.0], np.linspace(-290, -20, 13), np.linspace(20, 290, 14)]))
     assert np.array_equal(tie, tie.T)
+    sigma = fast.SIGMA[8]
     # Just under each rounding edge, the noise moves pixels across it: the tied pair's order flips.
-    assert fast._close_call(tie + 0.49, 8)
+    assert certainty.phash_risk(tie + 0.49, 8, sigma) >= 2
     # Whole grey levels never cross an edge under that noise: nothing can change.
-    assert not fast._close_call(tie, 8)
+    assert certainty.phash_risk(tie, 8, sigma) == 0
     # 32 values at or under -300, 32 at or over +300: no noise of that size can reach across.
     clear = grey_from_low_dct(symmetric_block(
         np.r_[np.linspace(-700, -600, 4), np.linspace(600, 700, 3)],
         np.r_[np.linspace(-590, -300, 14), np.linspace(300, 590, 14)]))
-    assert not fast._close_call(clear + 0.49, 8)
+    assert certainty.phash_risk(clear + 0.49, 8, sigma) == 0
 
 
 @pytest.mark.parametrize("algorithm", ["dhash", "ahash", "whash"])

@@ -1,29 +1,28 @@
-"""The fast path: decode at reduced size (JPEG DCT scaling, else a box reduce), then apply the
-reference resize's own LANCZOS weights to the reduced image.
+"""The fast path: decode at reduced size (JPEG DCT scaling, else a box reduce), estimate the small
+image imagehash would hash from it, and hash that, unless the estimate may be wrong.
 
 imagehash converts to grey and resizes the full image to a few dozen pixels with LANCZOS; each of
 those pixels is a weighted sum over a window of hundreds of source pixels. A JPEG decoded at 1/8
-scale gives each 8x8 block's mean for little more than the cost of reading the file, and the
-reference weights summed per block, applied to those means, give the same small image up to the
-detail inside each block. Rounded to 8 bits as Pillow rounds, that gives imagehash's phash for
-92-95% of 12 MP photos, the rest 2 bits off: photos whose two middle DCT coefficients nearly tie,
-which the estimate itself can tell (``_close_call``). Those are decoded again at 1/4 scale, which
-settles them. Measured (bench/hash_speed.py, 40 photos): imagehash's hash for every one, 5.4x
-imagehash's speed; without the second look (RECHECK off) 6.2x and 95% identical. What bounds the
-speed is libjpeg-turbo reading the Huffman-coded file, which alone takes 1/7 of imagehash's time.
+scale gives each 8x8 block's mean (less libjpeg's rounding bias, see ``dc_rounding_bias``) for
+little more than the cost of reading the file; Pillow's own LANCZOS weights summed per block,
+applied rows first with Pillow's clip between the passes, give the same small image to within
+0.03-0.08 grey levels RMS on real photos. certainty.py then works out how many bits that error
+could flip: none, and the hash is imagehash's; otherwise a JPEG is decoded again at 1/4, and if
+bits are still in doubt, the estimate stands only when at most 2 are (phash and whash) or else
+the image is hashed exactly. What is left of the speed is bounded by libjpeg-turbo reading the
+Huffman-coded file. Measured figures are in the README (bench/hash_speed.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import lru_cache
 
 import imagehash
 import numpy as np
 from PIL import Image
 
-from phashfleet.hashing import weights
+from phashfleet.hashing import certainty, weights
 from phashfleet.hashing.algorithms import exact_hash, resize_target
 from phashfleet.hashing.decode import load, normalize
 
@@ -35,14 +34,18 @@ _FACTORS = (8, 4, 2)
 #: A grey hash decodes the JPEG's luma plane only (no chroma, no colour conversion): as close to
 #: imagehash's RGB-then-grey as decoding RGB at reduced size, and 10% faster.
 GREY_DRAFT_MODE = "L"
-#: A phash estimate is "close" when noise of this many grey levels (before Pillow's rounding) can
-#: flip one of its bits; a close one is decoded again at twice the size (or, if the full image is
-#: in memory anyway, finished exactly). On 12 MP photos at 1/8 scale this flags the 5-8% whose two
-#: middle DCT coefficients nearly tie, which are the ones whose bits the estimate gets wrong.
-CLOSE_NOISE = 0.05
-_CLOSE_SAMPLES = 12
-#: Whether close phash calls are decoded again (off only to measure what the check buys).
-RECHECK = True
+#: The spread (standard deviation, grey levels) of the estimate's error per pixel of the small
+#: image, by the scale it was decoded at; whash's is per block mean. Measured against Pillow's own
+#: two-pass resize on the real-photo corpus (tests/harness/photos.py): RMS 0.03-0.08 at 1/8 and
+#: 0.03-0.06 at 1/4 and 1/2, most of it Pillow's rounding of its first pass, which no estimate can
+#: know. certainty.py decides from these how many bits of a hash are in doubt.
+SIGMA = {8: 0.05, 4: 0.04, 2: 0.04}
+WHASH_SIGMA = {8: 0.05, 4: 0.04, 2: 0.04}
+#: How many bits of a JPEG's estimate may be in doubt for it to stand instead of a full exact
+#: decode. Doubt comes in pairs of bits for phash and whash (a near-tie across the median), and a
+#: second look at 1/4 scale settles almost none of them: the tie is in the photo, at the level of
+#: Pillow's own rounding. dhash and ahash compare single pixels: any doubt means an exact hash.
+ACCEPT_RISK_BITS = {"phash": 2, "whash": 2, "dhash": 0, "ahash": 0}
 
 
 def reduction(width: int, height: int, algorithm: str, hash_size: int) -> int:
@@ -72,34 +75,46 @@ def fast_hash(image: Image.Image, algorithm: str, hash_size: int,
               reopen: Callable[[], Image.Image] | None = None) -> imagehash.ImageHash:
     """Hash an opened (not yet loaded) image by the fast path.
 
-    ``reopen`` gives the same image opened afresh; with it, a phash whose estimate is close to
-    flipping a bit is decoded once more at twice the size.
+    An estimate with bits in doubt (certainty.py) stands for a JPEG when at most ACCEPT_RISK_BITS
+    are; otherwise the image is decoded whole (``reopen`` gives it opened afresh) and hashed
+    exactly. An image whose full decode is in memory anyway (no reduced decode for its format) is
+    hashed exactly whenever its estimate has a bit in doubt.
     """
     width, height = image.size
     factor = reduction(width, height, algorithm, hash_size)
-    reduced, done = decode_reduced(image, factor, None if algorithm == "colorhash" else GREY_DRAFT_MODE)
-    if factor == 1 or algorithm == "colorhash":
-        return exact_hash(reduced, algorithm, hash_size)
-    pixels, factor = _grey_boxes(reduced, done, factor)
+    if image.format in ("JPEG", "MPO") and image.mode not in ("L", "RGB"):
+        factor = 1  # CMYK: libjpeg gives no grey plane, and grey of mean CMYK is not mean grey
+    if algorithm == "colorhash":
+        return exact_hash(decode_reduced(image, factor)[0], algorithm, hash_size)
+    reduced, done = decode_reduced(image, factor, GREY_DRAFT_MODE)
+    if factor > 1:
+        pixels, factor = _grey_boxes(reduced, done, factor)
+        found, risk = _estimate(pixels, (width, height), factor, algorithm, hash_size)
+        if risk == 0 or (done > 1 and (risk <= ACCEPT_RISK_BITS[algorithm] or reopen is None)):
+            return found
+        if done > 1:  # a reduced JPEG decode: the exact hash needs the whole image
+            reduced = normalize(load(reopen()))
+    return exact_hash(reduced, algorithm, hash_size)
+
+
+def _estimate(pixels: np.ndarray, full_size: tuple[int, int], factor: int, algorithm: str,
+              hash_size: int) -> tuple[imagehash.ImageHash, int]:
+    """The hash from box means at ``factor``, and how many of its bits may be wrong."""
+    width, height = full_size
     if algorithm == "whash":
         scale = max(2 ** int(math.log2(min(width, height))), hash_size)
-        sums = weights.grouped(pixels, (width, height), factor, scale, hash_size)
-        return imagehash.ImageHash(sums > np.median(sums))
+        sums = weights.grouped(pixels, full_size, factor, scale, hash_size)
+        means = sums / (scale // hash_size) ** 2
+        return imagehash.ImageHash(sums > np.median(sums)), certainty.whash_risk(means, WHASH_SIGMA[factor])
     target = resize_target(algorithm, hash_size)
-    values = weights.resample(pixels, (width, height), factor, target)
-    if algorithm == "phash" and RECHECK and _close_call(values, hash_size):
-        if done == 1:  # the full image is in memory already (no reduced decode for this format)
-            return exact_hash(reduced, algorithm, hash_size)
-        if reopen is not None:
-            factor //= 2
-            if factor == 1:
-                return exact_hash(normalize(load(reopen())), algorithm, hash_size)
-            reduced, done = decode_reduced(reopen(), factor, GREY_DRAFT_MODE)
-            pixels, factor = _grey_boxes(reduced, done, factor)
-            values = weights.resample(pixels, (width, height), factor, target)
+    values = weights.resample(pixels, full_size, factor, target)
+    sigma = SIGMA[factor]
+    risk = {"phash": lambda: certainty.phash_risk(values, hash_size, sigma),
+            "dhash": lambda: certainty.dhash_risk(values, sigma),
+            "ahash": lambda: certainty.ahash_risk(values, sigma)}[algorithm]()
     small = weights.round_like_pillow(values)
     # Already the size imagehash resizes to: its resize is then a plain copy, the rest is its own.
-    return exact_hash(Image.fromarray(small, "L"), algorithm, hash_size)
+    return exact_hash(Image.fromarray(small, "L"), algorithm, hash_size), risk
 
 
 def _grey_boxes(reduced: Image.Image, done: int, factor: int) -> tuple[np.ndarray, int]:
@@ -107,29 +122,22 @@ def _grey_boxes(reduced: Image.Image, done: int, factor: int) -> tuple[np.ndarra
     grey = reduced if reduced.mode == "L" else reduced.convert("L")
     if done < factor:
         grey = grey.reduce(factor // done)
-    return np.asarray(grey), max(factor, done)
+    pixels = np.asarray(grey, dtype=np.float64)
+    if done == 8:
+        pixels -= dc_rounding_bias(reduced)
+    return pixels, max(factor, done)
 
 
-def _close_call(values: np.ndarray, hash_size: int) -> bool:
-    """True if noise of CLOSE_NOISE grey levels before rounding can change a phash bit."""
-    dct, noise = _close_call_tables(values.shape[0], values.shape[1], hash_size)
-    trials = np.concatenate([values[None], values[None] + noise])
-    pixels = np.clip(np.floor(trials + 0.5), 0, 255)
-    coefs = (dct @ pixels @ dct.T).reshape(len(trials), -1)
-    ordered = np.sort(coefs, axis=1)  # np.median per row, without its overhead (a third of this check)
-    half = coefs.shape[1] // 2
-    medians = (ordered[:, half - 1:half] + ordered[:, half:half + 1]) / 2 if coefs.shape[1] % 2 == 0 \
-        else ordered[:, half:half + 1]
-    bits = coefs > medians
-    return bool((bits[1:] != bits[0]).any())
+def dc_rounding_bias(image: Image.Image) -> float:
+    """How much libjpeg's 1/8-scale decode overstates block means on average, from the DC quantiser.
 
-
-@lru_cache(maxsize=16)
-def _close_call_tables(rows: int, cols: int, hash_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's DCT-II rows and the noise draws for `_close_call` (the same draws for every file)."""
-    n = np.arange(rows)
-    dct = 2 * np.cos(np.pi * np.outer(np.arange(hash_size), 2 * n + 1) / (2 * rows))
-    noise = np.random.default_rng(0).normal(0.0, CLOSE_NOISE, (_CLOSE_SAMPLES, rows, cols))
-    for table in (dct, noise):
-        table.setflags(write=False)
-    return dct, noise
+    At 1/8 a block is its DC coefficient times the quantiser step Q, over 8, rounded half up:
+    with Q's part in common with 8 being g < 8 the fractions are multiples of g/8, and rounding
+    them half up adds g/16 on average (1/8 grey level at quality 95, where Q is 2).
+    """
+    try:
+        step = int(image.quantization[image.layer[0][3]][0])
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return 0.0
+    common = math.gcd(step, 8)
+    return 0.0 if common == 8 else common / 16

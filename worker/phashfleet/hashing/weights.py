@@ -101,9 +101,22 @@ def resample(reduced: np.ndarray, full_size: tuple[int, int], factor: int, out_s
 
     ``reduced`` is a 2-D array (rows x columns) of box means; ``full_size`` and ``out_size`` are
     (width, height) as PIL has them. Returns float values before Pillow's final rounding.
+    Pillow resizes rows first and clips that pass to 0..255 (LANCZOS overshoots at strong edges:
+    up to 18 grey levels on a real photo if the clip is left out), so the estimate does too.
     """
     width, height = full_size
-    return _apply(reduced, _bands(height, out_size[1], factor), box_weights(width, out_size[0], factor))
+    with _BLAS.limit(limits=1, user_api="blas"):
+        across = reduced.astype(np.float32) @ _box_weights_t32(width, out_size[0], factor)
+        np.clip(across, 0.0, 255.0, out=across)
+        return box_weights(height, out_size[1], factor) @ across.astype(np.float64)
+
+
+@lru_cache(maxsize=256)
+def _box_weights_t32(in_size: int, out_size: int, factor: int) -> np.ndarray:
+    """box_weights transposed, in float32 (the wide product; float32 halves its time)."""
+    weights = np.ascontiguousarray(box_weights(in_size, out_size, factor).T, dtype=np.float32)
+    weights.setflags(write=False)
+    return weights
 
 
 def grouped(reduced: np.ndarray, full_size: tuple[int, int], factor: int, scale: int, groups: int) -> np.ndarray:
