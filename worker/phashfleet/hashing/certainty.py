@@ -1,10 +1,12 @@
-"""Whether a fast estimate's hash is sure: could estimate error this large change any of its bits?
+"""How many bits of a fast estimate's hash its error could flip.
 
 The fast path estimates the small image imagehash would hash (before Pillow rounds it) with an
 error whose spread per pixel is ``sigma`` grey levels (measured on real photos per decode scale,
-see fast.py). Each check here models that error as independent Gaussian noise per pixel, works out
-how likely it is to change one bit of the hash, and calls the estimate sure when that stays under
-a threshold. An unsure estimate is looked at again from more pixels, or hashed exactly.
+see fast.py). Each check here models that error as independent Gaussian noise per pixel and
+counts the bits it could plausibly change: for phash and whash the values whose order across the
+median is closer than MIN_Z standard deviations (they change bits in pairs), for dhash and ahash
+the pixels whose comparison may flip. 0 means the hash is imagehash's; fast.py decides what to do
+with more.
 """
 
 from __future__ import annotations
