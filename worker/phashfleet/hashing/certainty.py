@@ -52,34 +52,31 @@ def _pairs_at_risk(coefs: np.ndarray, spread) -> int:
 
 
 @lru_cache(maxsize=16)
-def _dct_basis(rows: int, cols: int, hash_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scipy.fftpack's unnormalised DCT-II rows for each axis, and each low coefficient's 2-D basis.
-
-    These are the coefficients imagehash's phash keeps: (hash_size x rows), (hash_size x cols) and
-    (hash_size**2 x rows*cols), row-major like its bits.
-    """
-    def dct_rows(size: int) -> np.ndarray:
-        n = np.arange(size)
-        return 2 * np.cos(np.pi * np.outer(np.arange(hash_size), 2 * n + 1) / (2 * size))
-
-    dct_y, dct_x = dct_rows(rows), dct_rows(cols)
-    basis = np.einsum("uy,vx->uvyx", dct_y, dct_x).reshape(hash_size * hash_size, rows * cols)
-    for table in (dct_y, dct_x, basis):
-        table.setflags(write=False)
-    return dct_y, dct_x, basis
+def _dct_rows(size: int, hash_size: int) -> np.ndarray:
+    """scipy.fftpack's unnormalised DCT-II rows (hash_size x size), the ones imagehash's phash keeps."""
+    n = np.arange(size)
+    rows = 2 * np.cos(np.pi * np.outer(np.arange(hash_size), 2 * n + 1) / (2 * size))
+    rows.setflags(write=False)
+    return rows
 
 
 def phash_risk(values: np.ndarray, hash_size: int, sigma: float) -> int:
     """Bits of the phash of round(values) that per-pixel noise of ``sigma`` may change."""
     rounded, up, down = _rounding_moves(values, sigma)
-    dct_y, dct_x, basis = _dct_basis(values.shape[0], values.shape[1], hash_size)
+    dct_y = _dct_rows(values.shape[0], hash_size)
+    dct_x = _dct_rows(values.shape[1], hash_size)
     coefs = (dct_y @ rounded @ dct_x.T).ravel()
-    moves = (up + down).ravel()  # the variance of each pixel's rounding change (it moves by one at most)
+    moves = up + down  # the variance of each pixel's rounding change (it moves by one at most)
+
+    def basis(indices: list[int]) -> np.ndarray:
+        """The 2-D DCT basis images of these coefficients (row-major like imagehash's bits)."""
+        rows, cols = np.divmod(np.array(indices), hash_size)
+        return np.einsum("ay,ax->ayx", dct_y[rows], dct_x[cols])
 
     def spread(above: list[int], below: list[int]) -> np.ndarray:
         # Var(c_a - c_b) = sum over pixels of (basis_a - basis_b)^2 * moves.
-        diff = basis[above][:, None, :] - basis[below][None, :, :]
-        return np.sqrt(np.einsum("abp,abp,p->ab", diff, diff, moves))
+        diff = basis(above)[:, None] - basis(below)[None, :]
+        return np.sqrt(np.einsum("abyx,abyx,yx->ab", diff, diff, moves))
 
     return _pairs_at_risk(coefs, spread)
 
