@@ -4,15 +4,13 @@ write fails it before hashing, no workers is shown, and a source that answers 50
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from harness.fleet import WORKER, job_status, make_corpus, phash_job, wait_phase, worker_deployment
+from harness.outage import outage_server
 from harness.wait import wait_for
 
 
@@ -118,37 +116,16 @@ def test_no_running_worker_is_a_condition_and_an_event_and_the_job_goes_on_when_
     assert reasons.count("NoWorkers") == 1 and "WorkersRunning" in reasons
 
 
-class _Outage(SimpleHTTPRequestHandler):
-    """Serves a folder, answering 503 to everything until the server's `up_at` (a monotonic time)."""
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        if time.monotonic() < self.server.up_at:
-            self.server.refused += 1
-            self.send_error(503)
-            return
-        super().do_GET()
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
 OUTAGE_SECONDS = 12.0
 
 
 @pytest.fixture
 def outage_site(tmp_path):
-    """(server, base URL, folder): an HTTP server that is down for OUTAGE_SECONDS from when it starts."""
+    """(server, base URL, folder): an HTTP server that is down until the test sets its `up_at`."""
     root = tmp_path / "www"
     truth = make_corpus(root / "pics", photos=6)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Outage, directory=str(root)))
-    server.up_at, server.refused = float("inf"), 0
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/pics/", truth
-    server.shutdown()
-    server.server_close()
+    with outage_server(root) as (server, base):
+        yield server, f"{base}/pics/", truth
 
 
 def test_a_source_that_answers_503_for_a_while_is_waited_for_and_the_job_succeeds(

@@ -8,6 +8,7 @@ worker that dies.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -26,9 +27,15 @@ from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_w
 from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
 from phashfleet.records import batch_error, make_record
+from phashfleet.sources import SourceNetworkError
 from phashfleet.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
+
+log = logging.getLogger("phashfleet.run")
+#: Pauses (seconds) before a run whose source cannot be reached for now starts again, as the operator backs
+#: off; after the last the run fails. A source that answers 404 or 403 fails at once.
+UNREACHABLE_DELAYS = (1, 2, 4, 8, 16)
 
 #: Seconds between the Redis driver's hand-out ticks (the operator ticks each job every second).
 DRIVER_TICK = 0.1
@@ -68,6 +75,17 @@ def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], sta
         extra.update(finish_job(store, job_id, spec, output_roots))
     return job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
                       failures=store.failures(job_id), extra=extra)
+
+
+def until_reachable(run: Callable[[], RunResult], delays: tuple[float, ...] = UNREACHABLE_DELAYS) -> RunResult:
+    """`run()`, started again after each pause while its source cannot be reached (SourceNetworkError)."""
+    for delay in delays:
+        try:
+            return run()
+        except SourceNetworkError as exc:
+            log.warning("%s; trying again in %g s", exc, delay)
+            time.sleep(delay)
+    return run()
 
 
 def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: int | None = None,

@@ -50,8 +50,9 @@ def _progress_bar():
 @log_options
 def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tuple[str, ...]) -> None:
     """Run MANIFEST's PhashJob here, print its final status, write its output; exit 1 if it fails."""
-    from phashfleet.localrun import run_embedded, run_with_redis  # noqa: PLC0415
+    from phashfleet.localrun import run_embedded, run_with_redis, until_reachable  # noqa: PLC0415
     from phashfleet.sources import SourceError  # noqa: PLC0415
+    from phashfleet.status import failed_status  # noqa: PLC0415
 
     try:
         doc = load_manifest(manifest)
@@ -78,9 +79,10 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
             bar.start()
         runner = run_with_redis if redis_url else run_embedded
         kwargs = {"redis_url": redis_url} if redis_url else {}
-        result = runner(spec, job_id, roots, jobs=jobs, progress=update, output_roots=output_roots, **kwargs)
-    except SourceError as exc:
-        click.echo(json.dumps({"phase": "Failed", "reason": "SourceUnavailable", "message": str(exc)}, indent=2))
+        result = until_reachable(lambda: runner(spec, job_id, roots, jobs=jobs, progress=update,
+                                                output_roots=output_roots, **kwargs))
+    except SourceError as exc:  # the same status the operator writes for a source it cannot list
+        click.echo(json.dumps(failed_status(exc.reason, str(exc)), indent=2))
         sys.exit(1)
     except redis.RedisError as exc:
         raise click.ClickException(f"cannot use Redis at {redis_url}: {exc}") from exc
