@@ -66,12 +66,6 @@ class Variant:
     kind: str
     path: Path
 
-    @property
-    def megapixels(self) -> float:
-        """Width times height of the file, in millions."""
-        with Image.open(self.path) as image:
-            return image.width * image.height / 1e6
-
 
 def source(name: str) -> Image.Image:
     """The photo as it ships in its package (RGB or L), decoded."""
@@ -120,6 +114,7 @@ def _crop(image: Image.Image, index: int) -> Image.Image:
 
 
 def _jpeg(quality: int, subsampling: str) -> tuple[str, dict]:
+    """Pillow's JPEG format name and save options for this quality and chroma subsampling."""
     return "JPEG", {"quality": quality, "subsampling": SUBSAMPLINGS[subsampling]}
 
 
