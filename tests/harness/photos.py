@@ -11,6 +11,7 @@ folder and reused; `corpus()` lists them.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -18,10 +19,11 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
 #: Bumped whenever a variant's recipe changes, so cached files are made anew.
 VERSION = 1
-CACHE = ROOT / ".cache" / "real-photos" / f"v{VERSION}"
+#: Outside the checkout (beside the built tools), so every clone on a warm machine reuses the files.
+CACHE = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "phash-fleet" / "real-photos"
+         / f"v{VERSION}")
 
 #: photo name -> (distribution, path inside its wheel). Photographs only: no drawings or phantoms.
 PHOTOS = {
