@@ -1,4 +1,4 @@
-"""A loopback HTTP server that serves a folder but answers 503 to everything until a moment the test sets."""
+"""Loopback HTTP servers for tests: any handler on 127.0.0.1, and one that answers 503 until a moment the test sets."""
 
 from __future__ import annotations
 
@@ -29,10 +29,9 @@ class _Outage(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def outage_server(root: Path) -> Iterator[tuple[ThreadingHTTPServer, str]]:
-    """(server, base URL) serving `root` on 127.0.0.1; down until the caller sets `server.up_at`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Outage, directory=str(root)))
-    server.up_at, server.refused = math.inf, 0
+def serving(handler) -> Iterator[tuple[ThreadingHTTPServer, str]]:
+    """(server, base URL) of a threading HTTP server of `handler` on 127.0.0.1, stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -41,3 +40,11 @@ def outage_server(root: Path) -> Iterator[tuple[ThreadingHTTPServer, str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def outage_server(root: Path) -> Iterator[tuple[ThreadingHTTPServer, str]]:
+    """(server, base URL) serving `root`; down (503) until the caller sets `server.up_at` (0: up now)."""
+    with serving(functools.partial(_Outage, directory=str(root))) as (server, base):
+        server.up_at, server.refused = math.inf, 0
+        yield server, base

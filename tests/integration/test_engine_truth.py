@@ -4,14 +4,12 @@ Redis are shown (and retried), not silent."""
 
 from __future__ import annotations
 
-import functools
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
 
+from harness.outage import outage_server
 from harness.ports import free_port
 from harness.wait import wait_for
 from phashfleet.broker import redis_client
@@ -136,31 +134,12 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
     assert "NoWorkers" not in events.reasons()
 
 
-class Flaky(SimpleHTTPRequestHandler):
-    """Serves a folder, or 503 while the server's `down` flag is set."""
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        if self.server.down:
-            self.send_error(503)
-            return
-        super().do_GET()
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def flaky_site(tmp_path):
+    """(server, URL of a folder) that answers 503 until the test sets `server.up_at = 0`."""
     root = _folder(tmp_path / "www" / "pics", 6).parent
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Flaky, directory=str(root)))
-    server.down = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/pics/"
-    server.shutdown()
-    server.server_close()
+    with outage_server(root) as (server, base):
+        yield server, f"{base}/pics/"
 
 
 def test_a_source_answering_503_is_retried_with_backoff_not_failed(store, flaky_site):
@@ -180,7 +159,7 @@ def test_a_source_answering_503_is_retried_with_backoff_not_failed(store, flaky_
         delays.append(info.value.delay)
     assert delays == [1, 2, 4]
     assert events.reasons("Warning") == ["SourceUnavailable"]  # one Event for the whole outage
-    server.down = False
+    server.up_at = 0
     status = engine.tick(job, spec, {"phase": "Pending"}, events)
     assert status["phase"] == "Running" and _true(status)["reason"] == "Hashing" and sent
     assert "Failed" not in events.reasons() and events.reasons("Normal") == ["Recovered"]

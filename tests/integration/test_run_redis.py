@@ -110,6 +110,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _kill_all(run: ManagedProcess, pids: set[int]) -> None:
+    """Clean up after a test, whatever it left: the run and every worker process it had."""
+    run.kill()
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _hashed_so_far(client) -> int:
     """Records of the local run's job, wherever its keys live."""
     done = 0
@@ -189,10 +197,7 @@ def test_a_sigkilled_worker_is_replaced_and_the_job_ends_exact(redis_env, photos
         assert "worker 0 exited with code" in run.log_path.read_text()
         assert not [pid for pid in seen if _alive(pid)], "a worker process outlived the run"
     finally:
-        run.kill()
-        for pid in seen:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(run, seen)
 
 
 def test_a_sigterm_to_the_run_stops_its_workers_and_deletes_its_queue(redis_env, photos, tmp_path):
@@ -208,10 +213,7 @@ def test_a_sigterm_to_the_run_stops_its_workers_and_deletes_its_queue(redis_env,
         wait_for(lambda: not [pid for pid in seen if _alive(pid)], timeout=10, what="no worker left behind")
         assert list(client.scan_iter(match="dramatiq:*run-*")) == []
     finally:
-        run.kill()
-        for pid in seen:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(run, seen)
 
 
 def test_a_run_whose_worker_keeps_crashing_ends_failed_saying_so(redis_env, photos, monkeypatch):

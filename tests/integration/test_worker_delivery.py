@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import os
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from harness.operator_proc import phashfleet_argv
+from harness.outage import serving
 from harness.process import ManagedProcess
 from harness.wait import wait_for
 from phashfleet.actors import send_batch
@@ -184,13 +184,8 @@ def slow_site():
     buffer = io.BytesIO()
     photo_like(64, 48, seed=3).save(buffer, format="PNG")
     SlowImages.png = buffer.getvalue()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowImages)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving(SlowImages) as (_, base):
+        yield base
 
 
 def test_a_busy_worker_keeps_its_heartbeat_while_it_holds_every_message(redis_env, slow_site, workers):

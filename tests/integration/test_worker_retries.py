@@ -6,14 +6,14 @@ from __future__ import annotations
 import collections
 import io
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from harness.operator_proc import phashfleet_argv
+from harness.outage import serving
 from harness.process import ManagedProcess
 from harness.wait import wait_for
 from phashfleet import keys
@@ -136,13 +136,8 @@ FLAKY_GETS = 2
 def flaky_site():
     """Base URL of a loopback HTTP server of FlakyImages; its GET counts start at zero."""
     FlakyImages.gets = collections.Counter()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyImages)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving(FlakyImages) as (_, base):
+        yield base
 
 
 def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, start_worker, flaky_site):
