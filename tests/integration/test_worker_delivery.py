@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.operator_proc import phashfleet_argv
 from harness.outage import serving
-from harness.process import ManagedProcess
 from harness.wait import wait_for
 from phashfleet.actors import send_batch
 from phashfleet.broker import make_broker, redis_client
@@ -34,22 +32,12 @@ def photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def workers(redis_env, photos, tmp_path):
-    """Factory for `phashfleet worker` processes; all are stopped at the end."""
-    procs: list[ManagedProcess] = []
+def workers(start_worker, photos):
+    """Factory for `phashfleet worker` processes that may read `photos`; all are stopped at the end."""
+    def start(name: str = "w", **extra_env: str):
+        return start_worker(str(photos), name=name, PHASHFLEET_SHUTDOWN_TIMEOUT="30", **extra_env)
 
-    def start(name: str = "w", **extra_env: str) -> ManagedProcess:
-        env = {**os.environ, **redis_env, "PHASHFLEET_ALLOWED_ROOTS": str(photos),
-               "PHASHFLEET_SHUTDOWN_TIMEOUT": "30", **extra_env}
-        proc = ManagedProcess(f"{name}{len(procs)}", phashfleet_argv("worker", "--metrics-port", "0"),
-                              tmp_path / f"{name}{len(procs)}.log", env=env)
-        proc.start()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
+    return start
 
 
 class Driver:

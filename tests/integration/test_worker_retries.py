@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.operator_proc import phashfleet_argv
 from harness.outage import serving
-from harness.process import ManagedProcess
 from harness.wait import wait_for
 from phashfleet import keys
 from phashfleet.actors import send_batch
@@ -22,24 +20,6 @@ from phashfleet.broker import make_broker, redis_client
 from phashfleet.hashing.synthetic import photo_like
 from phashfleet.jobspec import parse_spec
 from phashfleet.store import RedisJobStore
-
-
-@pytest.fixture
-def start_worker(redis_env, tmp_path):
-    """Factory for one `phashfleet worker` process reading files under `roots`; stopped at the end."""
-    procs: list[ManagedProcess] = []
-
-    def start(roots: str = "") -> ManagedProcess:
-        env = {**os.environ, **redis_env, "PHASHFLEET_ALLOWED_ROOTS": roots}
-        proc = ManagedProcess(f"worker{len(procs)}", phashfleet_argv("worker", "--metrics-port", "0"),
-                              tmp_path / f"worker{len(procs)}.log", env=env)
-        proc.start()
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
 
 
 def make_job(redis_env, name: str, settings: dict, batches: list[list[str]]) -> tuple[RedisJobStore, str]:
