@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -45,6 +46,7 @@ def _emit(body) -> Any:
 def _timed(handler: str):
     """Count errors and time every run of a handler."""
     def wrap(fn):
+        @functools.wraps(fn)  # kopf names the handler (logs, progress annotations) after its __qualname__
         def run(*args, **kwargs):
             started = time.perf_counter()
             try:
@@ -54,7 +56,6 @@ def _timed(handler: str):
                 raise
             finally:
                 metrics.RECONCILE_DURATION.labels(handler).observe(time.perf_counter() - started)
-        run.__name__ = fn.__name__
         return run
     return wrap
 

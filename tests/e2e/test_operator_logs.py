@@ -63,6 +63,9 @@ def test_each_step_of_a_job_is_a_json_log_line(control_plane, fleet, redis_serve
     assert str(missing) in failed["message"] and job_status(control_plane, ns, "lost")["phase"] == "Failed"
     # kopf's own lines come through the same handler, in the same format, naming the object too.
     assert any(r["logger"].startswith("kopf") and r.get("name") == "photos" for r in _records(op))
+    # kopf names handlers after their own function, not the metrics wrapper around it.
+    handled = {r["message"] for r in _records(op) if r["message"].startswith("Handler '")}
+    assert handled and not [m for m in handled if "<locals>" in m], handled
 
 
 def test_start_up_warns_once_about_missing_workers_roots_and_redis(control_plane, namespace, workdir):
