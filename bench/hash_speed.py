@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = (photos.corpus(large=False, photos=("brick", "page", "chelsea", "china")) if args.small
                     else photos.corpus())
         print(f"fast path vs imagehash (its defaults, hashSize 8) on {len(variants)} real-photo files "
-              f"({photos.CACHE.relative_to(ROOT)}):")
+              f"({photos.CACHE}):")
         print(f"{'algorithm':10s} {'files':>5s} | {'0':>4s} {'1':>4s} {'2':>4s} {'3':>4s} {'4+':>4s} | "
               f"{'ident%':>6s} {'max':>3s}")
         for row in distribution(variants, ["phash", "dhash", "ahash", "whash", "colorhash"]):

@@ -34,7 +34,9 @@ def test_keda_scales_the_workers_from_zero_and_back(node, keda, restricted_names
                          node.plane.get_json("scaledobject", f"{PREFIX}-worker", namespace=ns)["status"]["conditions"]),
              timeout=60, what=f"the ScaledObject Ready; KEDA log:\n{keda.operator.log_tail()}")
     assert scaled["spec"]["minReplicaCount"] == 0
-    assert worker_replicas(node, ns) == 0 and pods(node, ns, "worker") == []
+    # The Deployment starts at one replica until KEDA takes it to zero; that pod may still be stopping.
+    wait_for(lambda: worker_replicas(node, ns) == 0 and pods(node, ns, "worker") == [], timeout=90, interval=0.5,
+             what="KEDA to hold the workers at zero before there is work")
     run_job(node, fleet, "keda", wait=False, batchSize=1, exact=True)
     wait_for(lambda: running_pods(node, ns, "worker"), timeout=120, interval=0.5,
              what=f"KEDA to start a worker; KEDA log:\n{keda.operator.log_tail()}")

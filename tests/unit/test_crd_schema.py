@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from phashfleet.jobspec import manifest_schema
 
 SPEC = manifest_schema()["properties"]["spec"]
@@ -23,3 +25,34 @@ def test_a_field_without_a_default_cannot_be_added_or_removed():
     assert optional == {"output", "duplicates"}
     for name in optional:
         assert f"has(self.{name}) == has(oldSelf.{name})" in _rules(SPEC), name
+
+
+#: The keys a structural schema node may have (apiextensions.k8s.io/v1 JSONSchemaProps that CRDs allow).
+SCHEMA_KEYS = {
+    "type", "description", "properties", "items", "required", "enum", "default", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern", "format",
+    "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "additionalProperties",
+    "nullable", "oneOf", "anyOf", "allOf", "not", "title", "example", "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "x-kubernetes-embedded-resource",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
+}
+
+
+def test_every_schema_node_has_only_schema_keys():
+    """A comma inside an unquoted flow-style description ({description: Why, for people}) makes a stray key:
+    the apiserver drops it, so Helm 4's server-side apply then conflicts with a Helm 3 install on .spec.versions."""
+    import yaml  # noqa: PLC0415
+
+    stray = []
+
+    def walk(node: dict, path: str) -> None:
+        stray.extend(f"{path}.{key}" for key in set(node) - SCHEMA_KEYS)
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+
+    crd = Path(__file__).resolve().parents[2] / "crds" / "phashjobs.phashfleet.io.yaml"
+    for version in yaml.safe_load(crd.read_text())["spec"]["versions"]:
+        walk(version["schema"]["openAPIV3Schema"], version["name"])
+    assert stray == []
