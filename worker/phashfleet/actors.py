@@ -19,7 +19,7 @@ from phashfleet.cached import hash_with_cache
 from phashfleet.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
-from phashfleet.records import batch_error, make_record
+from phashfleet.records import batch_error, failed_records
 from phashfleet.store import RedisJobStore
 
 log = logging.getLogger("phashfleet.worker")
@@ -111,9 +111,7 @@ class BatchHasher:
             return "dropped: batch already done or job gone"
         recorded = self.store.client.hmget(keys.job(job_id, "results"), files) if files else []
         settings = snap.settings
-        records = [make_record(path, algorithm=settings["algorithm"], hash_size=settings["hash_size"],
-                               status="failed", reason=reason)
-                   for path, raw in zip(files, recorded) if raw is None]
+        records = failed_records([path for path, raw in zip(files, recorded) if raw is None], settings, reason)
         # Set-if-absent like every record: a file some other delivery recorded meanwhile keeps its record.
         if self.store.record(job_id, batch_id, records, finish=True) < 0:
             metrics.BATCHES_PROCESSED.labels("dropped").inc()

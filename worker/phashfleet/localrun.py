@@ -26,7 +26,7 @@ from phashfleet import keys
 from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.finish import finish_job, output_problem
 from phashfleet.jobspec import JobSpec
-from phashfleet.records import batch_error, make_record
+from phashfleet.records import batch_error, failed_records
 from phashfleet.sources import SourceNetworkError
 from phashfleet.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 
@@ -57,11 +57,6 @@ def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ..
     from phashfleet.hashing import Settings, hash_many  # noqa: PLC0415 - imported in the pool process
 
     return list(hash_many(files, Settings.from_job(settings, roots)))
-
-
-def _failed_records(files: list[str], settings: dict[str, Any], reason: str) -> list[dict]:
-    return [make_record(path, algorithm=settings["algorithm"], hash_size=settings["hash_size"], status="failed",
-                        reason=reason) for path in files]
 
 
 def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float,
@@ -123,7 +118,7 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
                     if tries < spec.max_retries:
                         submit(batch_id, files, tries + 1)
                         continue
-                    records = _failed_records(files, spec.hash_settings(), batch_error(exc))
+                    records = failed_records(files, spec.hash_settings(), batch_error(exc))
                 store.record(job_id, batch_id, records, finish=True)
             snap = store.snapshot(job_id)
             if progress:

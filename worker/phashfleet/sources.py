@@ -461,7 +461,7 @@ def _classify(uri: str, exc: BaseException) -> SourceError:
         return SourceNotFoundError(uri, detail)
     if isinstance(exc, PermissionError) or status in (401, 403) or type(exc).__name__ in _CREDENTIAL_ERRORS:
         return SourcePermissionError(uri, detail)
-    if _is_network_error(exc):
+    if is_network_error(exc):
         return SourceNetworkError(uri, detail)
     return SourceError(uri, detail)
 
@@ -470,7 +470,8 @@ def _classify(uri: str, exc: BaseException) -> SourceError:
 _CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
 
 
-def _is_network_error(exc: BaseException) -> bool:
+def is_network_error(exc: BaseException) -> bool:
+    """True for an error that says the server could not be reached, or dropped the connection."""
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     module = type(exc).__module__ or ""
