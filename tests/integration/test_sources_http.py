@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from harness.outage import serving
 from harness.ports import free_port
 from phashfleet.cache import cache_key, file_info
 from phashfleet.sources import (
@@ -49,13 +49,8 @@ class Handler(SimpleHTTPRequestHandler):
 def site(tmp_path: Path):
     root = tmp_path / "www"
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving(functools.partial(Handler, directory=str(root))) as (_, base):
+        yield root, base
 
 
 def touch(root: Path, *names: str) -> None:
