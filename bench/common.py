@@ -247,7 +247,7 @@ def fleet_env(redis: RedisServer, roots: Sequence[str | Path] = ()) -> dict[str,
 
 
 def _make_base(path: Path, width: int, height: int, seed: int) -> None:
-    from phashfleet.hashing.synthetic import photo_like  # noqa: PLC0415
+    from harness.synthetic import photo_like  # noqa: PLC0415
 
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two scripts may draw the same base at once
     photo_like(width, height, seed).save(tmp, "JPEG", quality=97)

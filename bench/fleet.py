@@ -6,7 +6,7 @@ reference, so a drift in the machine's load shows up in both. The rate through t
 `hash_many` (one child process per worker, for per-file timeouts) is printed beside it. For each W the script starts
 `phashfleet worker --processes W` on a throw-away Redis, waits until a warm-up job is done (that
 time is the reported start-up), then times a PhashJob over the corpus with
-`phashfleet.localrun.run_with_redis` (the `phashfleet run --redis` driver). A plot of throughput
+`phashfleet.embedded.run.run_with_redis` (the `phashfleet run --redis` driver). A plot of throughput
 against workers goes to bench/out/fleet.png.
 
     python bench/fleet.py                          # 2,000 JPEGs of 1280x1024, W = 1, 2
@@ -34,8 +34,8 @@ from common import (  # noqa: E402
 
 def run_job(redis: RedisServer, folder: Path, *, workers: int, batch_size: int, proc: Proc, timeout: float) -> float:
     """Hash every JPEG of `folder` as one PhashJob on running workers; return the seconds it took."""
-    from phashfleet.jobspec import parse_spec  # noqa: PLC0415
-    from phashfleet.localrun import run_with_redis  # noqa: PLC0415
+    from phashfleet.job.spec import parse_spec  # noqa: PLC0415
+    from phashfleet.embedded.run import run_with_redis  # noqa: PLC0415
 
     spec = parse_spec({"source": {"uri": f"file://{folder}", "include": ["*.jpg"]}, "batchSize": batch_size,
                        "ttlSecondsAfterFinished": 60})

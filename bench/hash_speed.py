@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT / "worker"), str(ROOT / "tests")]
 
 from phashfleet.hashing import Settings, hash_ref  # noqa: E402
 from phashfleet.hashing.algorithms import colorhash_binbits  # noqa: E402
-from phashfleet.hashing.synthetic import VERSION, photo_like  # noqa: E402
+from harness.synthetic import VERSION, photo_like  # noqa: E402
 from harness import photos  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"

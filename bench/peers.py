@@ -3,7 +3,7 @@
 Every system gets the same number of worker processes (W, default 2) as real processes on one
 throw-away redis-server. The peers run the reference designs: one task per image, each task
 `imagehash.phash(Image.open(path))`, results kept in Redis. Our fleet runs a PhashJob through
-`phashfleet.localrun.run_with_redis` (the `phashfleet run --redis` path) with `phashfleet worker`
+`phashfleet.embedded.run.run_with_redis` (the `phashfleet run --redis` path) with `phashfleet worker`
 processes started beforehand, so worker start-up is measured on its own (spawn until a warm-up
 job is done) and not inside the throughput. The raw single-process imagehash loop x W is the
 reference; the table gives images/s, each system against that reference, and ours against the
@@ -188,10 +188,10 @@ class Fleet(System):
                 "--metrics-port", "0"]
 
     def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
-        from phashfleet.jobspec import parse_spec  # noqa: PLC0415
-        from phashfleet.localrun import run_with_redis  # noqa: PLC0415
-        from phashfleet.store import RedisJobStore  # noqa: PLC0415
-        from phashfleet.broker import redis_client  # noqa: PLC0415
+        from phashfleet.job.spec import parse_spec  # noqa: PLC0415
+        from phashfleet.embedded.run import run_with_redis  # noqa: PLC0415
+        from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
+        from phashfleet.worker.broker import redis_client  # noqa: PLC0415
 
         folder = files[0].parent
         # Enough batches for every worker to get several, as one would size a job of big photos.

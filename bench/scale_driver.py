@@ -29,7 +29,7 @@ def route_synthetic() -> None:
     import fsspec  # noqa: PLC0415
 
     import synthfs  # noqa: PLC0415
-    from phashfleet import sources  # noqa: PLC0415
+    from phashfleet.files import listing as sources  # noqa: PLC0415
 
     fsspec.register_implementation(synthfs.PROTOCOL, synthfs.SyntheticFileSystem, clobber=True)
     product_walker_for = sources._walker_for
@@ -102,10 +102,10 @@ def main() -> int:
 
     route_synthetic()
     import synthfs  # noqa: PLC0415
-    from phashfleet.actors import send_batch  # noqa: PLC0415
-    from phashfleet.broker import make_broker, redis_client  # noqa: PLC0415
-    from phashfleet.jobspec import parse_spec  # noqa: PLC0415
-    from phashfleet.store import RedisJobStore  # noqa: PLC0415
+    from phashfleet.worker.actor import send_batch  # noqa: PLC0415
+    from phashfleet.worker.broker import make_broker, redis_client  # noqa: PLC0415
+    from phashfleet.job.spec import parse_spec  # noqa: PLC0415
+    from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
     from phashfleet_operator import handlers  # noqa: F401, PLC0415 - the operator process has kopf and its handlers loaded
     from phashfleet_operator.config import OperatorConfig  # noqa: PLC0415
     from phashfleet_operator.engine import JobEngine  # noqa: PLC0415

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from phashfleet.access import ALLOWED_ROOTS_ENV
+from phashfleet.files.access import ALLOWED_ROOTS_ENV
 
 AUTOSCALING_MODES = ("operator", "keda", "none")
 

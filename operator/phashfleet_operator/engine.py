@@ -10,16 +10,18 @@ from typing import Any, Callable
 
 import redis
 
-from phashfleet import keys, metrics
-from phashfleet.dispatch import (
+from phashfleet import metrics
+
+from phashfleet.state import keys
+from phashfleet.job.dispatch import (
     ListingCursor, count_files, dispatch_tick, drop_inflight, job_window, queue_grace_for, resend_overdue,
 )
-from phashfleet.finish import finish_job, output_problem
-from phashfleet.jobspec import JobSpec
+from phashfleet.job.finish import finish_job, output_problem
+from phashfleet.job.spec import JobSpec
 from phashfleet.logs import about
-from phashfleet.outputs import OutputError
-from phashfleet.sources import SourceError, SourceNetworkError
-from phashfleet.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
+from phashfleet.files.outputs import OutputError
+from phashfleet.files.listing import SourceError, SourceNetworkError
+from phashfleet.job.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
 

@@ -13,10 +13,12 @@ import redis
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from phashfleet import keys, metrics
+from phashfleet import metrics
+
+from phashfleet.state import keys
 from phashfleet.logs import about
-from phashfleet.jobspec import SpecError, parse_spec
-from phashfleet.status import conditions, now_iso
+from phashfleet.job.spec import SpecError, parse_spec
+from phashfleet.job.status import conditions, now_iso
 from phashfleet_operator.kube import patch_status, post_event
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id, retry_delay

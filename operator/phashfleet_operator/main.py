@@ -11,9 +11,9 @@ from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
 
 from phashfleet import metrics
-from phashfleet.actors import send_batch
-from phashfleet.broker import RedisNotConfigured, make_broker
-from phashfleet.store import RedisJobStore
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import RedisNotConfigured, make_broker
+from phashfleet.state.redis_store import RedisJobStore
 from phashfleet_operator import handlers, preflight  # handlers: registers the kopf handlers
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine

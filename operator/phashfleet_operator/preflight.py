@@ -8,7 +8,7 @@ import redis
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from phashfleet.access import ALLOWED_ROOTS_ENV
+from phashfleet.files.access import ALLOWED_ROOTS_ENV
 from phashfleet_operator.config import OperatorConfig
 
 log = logging.getLogger("phashfleet.operator")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from phashfleet.status import ENDED as TERMINAL_PHASES  # noqa: F401 - the handlers' name for it
-from phashfleet.store import JobSnapshot
+from phashfleet.job.status import ENDED as TERMINAL_PHASES  # noqa: F401 - the handlers' name for it
+from phashfleet.state.redis_store import JobSnapshot
 
 
 def job_id(namespace: str, name: str, uid: str) -> str:

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from phashfleet.jobspec import SpecError, parse_spec
+from phashfleet.job.spec import SpecError, parse_spec
 
 MINIMAL = {
     "apiVersion": "phashfleet.io/v1alpha1",

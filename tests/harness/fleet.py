@@ -8,7 +8,7 @@ import yaml
 from PIL import ImageFilter
 
 from harness.wait import wait_for
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 
 WORKER = "phash-fleet-worker"
 

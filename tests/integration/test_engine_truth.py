@@ -12,10 +12,10 @@ import redis
 from harness.outage import outage_server
 from harness.ports import free_port
 from harness.wait import wait_for
-from phashfleet.broker import redis_client
-from phashfleet.jobspec import parse_spec
-from phashfleet.records import make_record
-from phashfleet.store import RedisJobStore
+from phashfleet.worker.broker import redis_client
+from phashfleet.job.spec import parse_spec
+from phashfleet.results import make_record
+from phashfleet.state.redis_store import RedisJobStore
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine, Unavailable
 

@@ -16,12 +16,12 @@ import yaml
 from harness.operator_proc import phashfleet_argv
 from harness.process import ManagedProcess
 from harness.wait import wait_for
-from phashfleet.actors import send_batch
-from phashfleet.broker import make_broker, redis_client
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick
-from phashfleet.hashing.synthetic import photo_like
-from phashfleet.jobspec import parse_spec
-from phashfleet.store import RedisJobStore
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import make_broker, redis_client
+from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
+from harness.synthetic import photo_like
+from phashfleet.job.spec import parse_spec
+from phashfleet.state.redis_store import RedisJobStore
 
 TTL = 300
 #: The fleet's prefix and queue (what a process that sets neither uses).
@@ -217,7 +217,8 @@ def test_a_sigterm_to_the_run_stops_its_workers_and_deletes_its_queue(redis_env,
 
 
 def test_a_run_whose_worker_keeps_crashing_ends_failed_saying_so(redis_env, photos, monkeypatch):
-    from phashfleet import localrun, supervise  # noqa: PLC0415
+    from phashfleet.embedded import run as localrun
+    from phashfleet.embedded import supervise  # noqa: PLC0415
 
     monkeypatch.setattr(supervise, "worker_argv", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
     monkeypatch.setenv("PHASHFLEET_REDIS_PASSWORD", redis_env["PHASHFLEET_REDIS_PASSWORD"])

@@ -12,8 +12,8 @@ import pytest
 
 from harness.outage import serving
 from harness.ports import free_port
-from phashfleet.cache import cache_key, file_info
-from phashfleet.sources import (
+from phashfleet.state.cache_keys import cache_key, file_info
+from phashfleet.files.listing import (
     SourceNetworkError,
     SourceNotFoundError,
     SourcePermissionError,

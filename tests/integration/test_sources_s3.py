@@ -8,10 +8,10 @@ import pytest
 
 from harness.ci import IN_CI
 from harness.ports import free_port
-from phashfleet.cache import cache_key, file_info
-from phashfleet.outputs import read_records, write_records
-from phashfleet.records import make_record
-from phashfleet.sources import SourceNetworkError, SourceNotFoundError, iter_source
+from phashfleet.state.cache_keys import cache_key, file_info
+from phashfleet.files.outputs import read_records, write_records
+from phashfleet.results import make_record
+from phashfleet.files.listing import SourceNetworkError, SourceNotFoundError, iter_source
 
 try:
     import boto3

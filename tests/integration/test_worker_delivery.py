@@ -13,13 +13,13 @@ import pytest
 
 from harness.outage import serving
 from harness.wait import wait_for
-from phashfleet.actors import send_batch
-from phashfleet.broker import make_broker, redis_client
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick
-from phashfleet.hashing.synthetic import photo_like
-from phashfleet.jobspec import parse_spec
-from phashfleet.keys import queue
-from phashfleet.store import RedisJobStore
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import make_broker, redis_client
+from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
+from harness.synthetic import photo_like
+from phashfleet.job.spec import parse_spec
+from phashfleet.state.keys import queue
+from phashfleet.state.redis_store import RedisJobStore
 
 
 @pytest.fixture(scope="module")

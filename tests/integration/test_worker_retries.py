@@ -14,12 +14,12 @@ import pytest
 
 from harness.outage import serving
 from harness.wait import wait_for
-from phashfleet import keys
-from phashfleet.actors import send_batch
-from phashfleet.broker import make_broker, redis_client
-from phashfleet.hashing.synthetic import photo_like
-from phashfleet.jobspec import parse_spec
-from phashfleet.store import RedisJobStore
+from phashfleet.state import keys
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import make_broker, redis_client
+from harness.synthetic import photo_like
+from phashfleet.job.spec import parse_spec
+from phashfleet.state.redis_store import RedisJobStore
 
 
 def make_job(redis_env, name: str, settings: dict, batches: list[list[str]]) -> tuple[RedisJobStore, str]:
@@ -150,7 +150,7 @@ def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, s
 
 def test_phashfleet_run_honours_max_retries_for_a_flaky_file(flaky_site):
     """The embedded run reads a file answering 503 twice like a worker does: ok with maxRetries 3, failed with 1."""
-    from phashfleet.localrun import run_embedded  # noqa: PLC0415
+    from phashfleet.embedded.run import run_embedded  # noqa: PLC0415
 
     def run(name: str, max_retries: int) -> dict:
         spec = parse_spec({"source": {"uri": f"{flaky_site}/flaky/{name}.png"}, "maxRetries": max_retries})
@@ -172,7 +172,7 @@ def _always_raises(files, settings, roots):
 def test_phashfleet_run_turns_a_batch_that_keeps_raising_into_failed_records(tmp_path, monkeypatch):
     """A batch that raises in the embedded pool is tried 1 + maxRetries times, then its files are failed
     records with the error as reason and the run ends Failed, not with a traceback."""
-    from phashfleet import localrun  # noqa: PLC0415
+    from phashfleet.embedded import run as localrun  # noqa: PLC0415
 
     calls = tmp_path / "calls"
     calls.mkdir()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from phashfleet.hashing import HashPool, Settings, hash_ref
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from phashfleet.cache import cache_key, file_info, local_info, normalize_info
+from phashfleet.state.cache_keys import cache_key, file_info, local_info, normalize_info
 
 SETTINGS = {"algorithm": "phash", "hash_size": 8, "exact": False}
 

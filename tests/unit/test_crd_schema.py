@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phashfleet.jobspec import manifest_schema
+from phashfleet.job.spec import manifest_schema
 
 SPEC = manifest_schema()["properties"]["spec"]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from phashfleet.dispatch import (
+from phashfleet.job.dispatch import (
     IN_FLIGHT_PER_WORKER, TAIL_MIN_FRACTION, ListingCursor, dispatch_tick, job_window, tail_batch_size,
 )
-from phashfleet.jobspec import parse_spec
-from phashfleet.memstore import MemoryJobStore
-from phashfleet.records import make_record
+from phashfleet.job.spec import parse_spec
+from phashfleet.state.memory_store import MemoryJobStore
+from phashfleet.results import make_record
 
 
 def _job(tmp_path, files: int, batch: int):

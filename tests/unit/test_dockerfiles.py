@@ -207,7 +207,7 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
                            capture_output=True, text=True, check=True).stdout.split()
     assert all(p.startswith(str(fresh)) for p in where), f"imported from outside the fresh venv: {where}"
     # The spec's fields and defaults come from the CRD the wheel carries.
-    parsed = subprocess.run([python, "-c", "from phashfleet.jobspec import _crd_path, parse_spec; "
+    parsed = subprocess.run([python, "-c", "from phashfleet.job.spec import _crd_path, parse_spec; "
                              "print(_crd_path()); print(parse_spec({'source': {'uri': '/d'}}).hash_size)"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert parsed[0].startswith(str(fresh)) and parsed[1] == "8", parsed

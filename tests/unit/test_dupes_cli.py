@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from phashfleet.cli import main
-from phashfleet.records import dumps, make_record
+from phashfleet.results import dumps, make_record
 
 RECORDS = [
     make_record("a.jpg", algorithm="phash", hash_size=8, status="ok", hash="ffff000000000000"),

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from phashfleet.cli import main
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing.algorithms import colorhash_binbits
-from phashfleet.hashing.synthetic import photo_like
-from phashfleet.jobspec import parse_spec
+from harness.synthetic import photo_like
+from phashfleet.job.spec import parse_spec
 
 SIZES = {
     "phash": (4, 7, 8, 16, 32),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing import certainty, fast
-from phashfleet.hashing.synthetic import VERSION, photo_like
+from harness.synthetic import VERSION, photo_like
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "test-images"
 REFERENCE = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,

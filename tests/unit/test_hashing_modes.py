@@ -14,7 +14,7 @@ from PIL import Image
 
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing.decode import BACKGROUND
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 from phashfleet.hashing.video import FRAMES
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from phashfleet.dispatch import ListingCursor
-from phashfleet.jobspec import SpecError, manifest_schema, parse_spec
-from phashfleet.localrun import run_embedded
-from phashfleet.outputs import OutputError, OutputOutsideRootsError, check_writable
-from phashfleet.status import job_outcome, spec_outcome
-from phashfleet.store import JobSnapshot
+from phashfleet.job.dispatch import ListingCursor
+from phashfleet.job.spec import SpecError, manifest_schema, parse_spec
+from phashfleet.embedded.run import run_embedded
+from phashfleet.files.outputs import OutputError, OutputOutsideRootsError, check_writable
+from phashfleet.job.status import job_outcome, spec_outcome
+from phashfleet.state.redis_store import JobSnapshot
 
 
 def _failed(path: str, reason: str) -> dict:

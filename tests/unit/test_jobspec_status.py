@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from phashfleet.jobspec import SpecError, load_manifest, parse_spec
-from phashfleet.status import RateMeter, conditions, job_outcome, job_status, progress_text
-from phashfleet.store import JobSnapshot
+from phashfleet.job.spec import SpecError, load_manifest, parse_spec
+from phashfleet.job.status import RateMeter, conditions, job_outcome, job_status, progress_text
+from phashfleet.state.redis_store import JobSnapshot
 
 
 def test_defaults_match_the_crd():

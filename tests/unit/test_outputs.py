@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from phashfleet.access import OutsideRootsError
-from phashfleet import outputs
-from phashfleet.outputs import (
+from phashfleet.files.access import OutsideRootsError
+from phashfleet.files import outputs
+from phashfleet.files.outputs import (
     COLUMNS,
     ROW_GROUP_SIZE,
     OutputError,
@@ -18,7 +18,7 @@ from phashfleet.outputs import (
     read_records,
     write_records,
 )
-from phashfleet.records import make_record
+from phashfleet.results import make_record
 
 FORMATS = ["jsonl", "csv", "parquet"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.ci import missing
-from phashfleet.hashing.source import _remote_failure, is_transient
+from phashfleet.files.opening import _remote_failure, is_transient
 
 try:
     from botocore.exceptions import ClientError

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from phashfleet.cli import main
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 
 
 def _manifest(folder: Path, **spec) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.operator_proc import phashfleet_argv
-from phashfleet.hashing.synthetic import photo_like
+from harness.synthetic import photo_like
 
 #: Seconds a local run of a few small photos may take (a cold interpreter and a process pool).
 RUN_TIMEOUT = 120

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from phashfleet.sources import (
+from phashfleet.files.listing import (
     GlobMatcher,
     SourceError,
     SourceNotFoundError,
@@ -169,7 +169,7 @@ def test_undecodable_name_is_left_out_and_logged(tmp_path, caplog):
     touch(root, "ok.jpg")
     fd = os.open(os.fsencode(str(root)) + b"/bad\xff.jpg", os.O_CREAT | os.O_WRONLY)
     os.close(fd)
-    with caplog.at_level(logging.WARNING, logger="phashfleet.sources"):
+    with caplog.at_level(logging.WARNING, logger="phashfleet.files.listing"):
         assert listing(root) == ["ok.jpg"]
     assert "not valid UTF-8" in caplog.text
 

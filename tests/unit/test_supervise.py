@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness.wait import wait_for
-from phashfleet.supervise import CrashLoop, WorkerPool, restart_delay
+from phashfleet.embedded.supervise import CrashLoop, WorkerPool, restart_delay
 
 
 def _poll_until_crash_loop(pool: WorkerPool, timeout: float) -> CrashLoop:

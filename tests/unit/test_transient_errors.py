@@ -6,10 +6,10 @@ import kopf
 import pytest
 from kubernetes.client.rest import ApiException
 
-from phashfleet import dispatch
-from phashfleet.dispatch import ListingCursor
-from phashfleet.jobspec import parse_spec
-from phashfleet.sources import SourceNetworkError
+from phashfleet.job import dispatch
+from phashfleet.job.dispatch import ListingCursor
+from phashfleet.job.spec import parse_spec
+from phashfleet.files.listing import SourceNetworkError
 from phashfleet_operator import handlers
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.reconcile import no_workers_since, retry_delay

@@ -15,7 +15,7 @@ import click
 
 from phashfleet.cli.options import log_options
 from phashfleet.dupes import MAX_DISTANCE, RecordError, RecordGroups, group_records
-from phashfleet.records import dumps
+from phashfleet.results import dumps
 
 
 class InputError(click.ClickException):

@@ -12,7 +12,7 @@ import click
 from phashfleet.cli.options import log_options
 from phashfleet.hashing import ALGORITHMS, HashPool, Settings
 from phashfleet.hashing.settings import MAX_HASH_SIZE, MIN_HASH_SIZE
-from phashfleet.records import dumps
+from phashfleet.results import dumps
 
 
 def walk(paths: tuple[str, ...]) -> Iterator[str]:

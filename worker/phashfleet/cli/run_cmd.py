@@ -11,9 +11,9 @@ import uuid
 import click
 import redis
 
-from phashfleet.access import is_local, local_path
+from phashfleet.files.access import is_local, local_path
 from phashfleet.cli.options import log_options
-from phashfleet.jobspec import SpecError, load_manifest, parse_spec
+from phashfleet.job.spec import SpecError, load_manifest, parse_spec
 
 
 def default_roots(source: dict) -> tuple[str, ...]:
@@ -50,9 +50,9 @@ def _progress_bar():
 @log_options
 def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tuple[str, ...]) -> None:
     """Run MANIFEST's PhashJob here, print its final status, write its output; exit 1 if it fails."""
-    from phashfleet.localrun import run_embedded, run_with_redis, until_reachable  # noqa: PLC0415
-    from phashfleet.sources import SourceError  # noqa: PLC0415
-    from phashfleet.status import failed_status  # noqa: PLC0415
+    from phashfleet.embedded.run import run_embedded, run_with_redis, until_reachable  # noqa: PLC0415
+    from phashfleet.files.listing import SourceError  # noqa: PLC0415
+    from phashfleet.job.status import failed_status  # noqa: PLC0415
 
     try:
         doc = load_manifest(manifest)

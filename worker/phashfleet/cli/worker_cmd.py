@@ -9,8 +9,8 @@ import tempfile
 
 import click
 
-from phashfleet import keys
-from phashfleet.broker import REDIS_URL_ENV, RedisAuthFailed, check_credentials, redis_client
+from phashfleet.state import keys
+from phashfleet.worker.broker import REDIS_URL_ENV, RedisAuthFailed, check_credentials, redis_client
 from phashfleet.cli.options import log_options
 
 #: Messages each worker process holds beyond one per thread: the next batch, ready when one ends.
@@ -52,7 +52,7 @@ def cli(processes: int, threads: int, metrics_port: int, shutdown_timeout: float
                        # An idle consumer polls at most this often (ms); Dramatiq's default of 1 s let a
                        # finished thread wait up to a second for the next message.
                        "dramatiq_worker_timeout": str(CONSUMER_POLL_MS)})
-    argv = [sys.executable, "-m", "phashfleet.worker_main", "phashfleet.worker_app", "--skip-logging",
+    argv = [sys.executable, "-m", "phashfleet.worker.main", "phashfleet.worker.app", "--skip-logging",
             "--queues", keys.queue(),
             "--processes", str(processes), "--threads", str(threads),
             "--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]

@@ -12,7 +12,7 @@ Typical use::
 
 from phashfleet.dupes.bits import HashFormatError, parse_hex
 from phashfleet.dupes.grouping import EXACT_DIAMETER_LIMIT, Groups, find_groups, group_ids
-from phashfleet.dupes.records import PathTable, RecordError, RecordGroups, group_records
+from phashfleet.dupes.streaming import PathTable, RecordError, RecordGroups, group_records
 
 #: Largest ``max_distance`` a PhashJob accepts (DESIGN.md); the functions here take any value.
 MAX_DISTANCE = 16

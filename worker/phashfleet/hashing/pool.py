@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from phashfleet.hashing.settings import Settings
-from phashfleet.records import make_record
+from phashfleet.results import make_record
 
 #: Seconds a new hashing process may take to import and report ready (not part of any file's time).
 STARTUP_TIMEOUT = 120.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from phashfleet.jobspec import JobSpec
+from phashfleet.job.spec import JobSpec
 
 
 def _with_groups(store, job_id: str, groups) -> Iterator[dict[str, Any]]:
@@ -19,7 +19,7 @@ def output_problem(spec: JobSpec, output_roots: Sequence[str] | None) -> str | N
     """Why the job's output could not be written (checked before any file is hashed), or None."""
     if not spec.output:
         return None
-    from phashfleet.outputs import OutputError, check_writable  # noqa: PLC0415
+    from phashfleet.files.outputs import OutputError, check_writable  # noqa: PLC0415
 
     try:
         check_writable(spec.output["uri"], spec.output["format"], allowed_roots=output_roots)
@@ -39,7 +39,7 @@ def finish_job(store, job_id: str, spec: JobSpec, output_roots: Sequence[str] | 
         status["duplicateGroups"] = groups.duplicate_groups
         status["duplicateFiles"] = groups.duplicate_files
     if spec.output:
-        from phashfleet.outputs import write_records  # noqa: PLC0415
+        from phashfleet.files.outputs import write_records  # noqa: PLC0415
 
         write_records(_with_groups(store, job_id, groups), spec.output["uri"], spec.output["format"],
                       allowed_roots=output_roots)

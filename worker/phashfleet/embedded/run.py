@@ -22,13 +22,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any
 
-from phashfleet import keys
-from phashfleet.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
-from phashfleet.finish import finish_job, output_problem
-from phashfleet.jobspec import JobSpec
-from phashfleet.records import batch_error, failed_records
-from phashfleet.sources import SourceNetworkError
-from phashfleet.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
+from phashfleet.state import keys
+from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
+from phashfleet.job.finish import finish_job, output_problem
+from phashfleet.job.spec import JobSpec
+from phashfleet.results import batch_error, failed_records
+from phashfleet.files.listing import SourceNetworkError
+from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -86,7 +86,7 @@ def until_reachable(run: Callable[[], RunResult], delays: tuple[float, ...] = UN
 def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: int | None = None,
                  progress: Progress | None = None, output_roots=None) -> RunResult:
     """Hash the job in a local process pool, with in-memory state; return the final status."""
-    from phashfleet.memstore import MemoryJobStore  # noqa: PLC0415
+    from phashfleet.state.memory_store import MemoryJobStore  # noqa: PLC0415
 
     store = MemoryJobStore()
     if problem := output_problem(spec, output_roots):
@@ -151,10 +151,10 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
 
 def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *, jobs: int,
            progress: Progress | None, output_roots, worker_env: dict[str, str] | None) -> RunResult:
-    from phashfleet.actors import send_batch  # noqa: PLC0415
-    from phashfleet.broker import make_broker, redis_client  # noqa: PLC0415
-    from phashfleet.store import RedisJobStore  # noqa: PLC0415
-    from phashfleet.supervise import CrashLoop, WorkerPool  # noqa: PLC0415
+    from phashfleet.worker.actor import send_batch  # noqa: PLC0415
+    from phashfleet.worker.broker import make_broker, redis_client  # noqa: PLC0415
+    from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
+    from phashfleet.embedded.supervise import CrashLoop, WorkerPool  # noqa: PLC0415
 
     client = redis_client(redis_url)
     broker = make_broker(client)

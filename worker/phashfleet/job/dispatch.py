@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from phashfleet.jobspec import JobSpec
-from phashfleet.sources import iter_source
-from phashfleet.store import JobSnapshot
+from phashfleet.job.spec import JobSpec
+from phashfleet.files.listing import iter_source
+from phashfleet.state.redis_store import JobSnapshot
 
 #: Seconds a worker's lease on a batch lasts past the per-file timeout; renewed after every file.
 LEASE_MARGIN = 15.0

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import IO, Any
 
-from phashfleet.access import OutsideRootsError, confine, is_local, local_path
-from phashfleet.records import FIELDS, dumps
+from phashfleet.files.access import OutsideRootsError, confine, is_local, local_path
+from phashfleet.results import FIELDS, dumps
 
 #: Columns of csv and parquet outputs.
 COLUMNS = (*FIELDS, "group")

@@ -13,9 +13,9 @@ from phashfleet.hashing.errors import FileFailed, FileOutcome, FileSkipped
 from phashfleet.hashing.fast import fast_hash
 from phashfleet.hashing.filetypes import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Kind, classify, extension
 from phashfleet.hashing.settings import Settings
-from phashfleet.hashing.source import open_source
+from phashfleet.files.opening import open_source
 from phashfleet.hashing.video import hash_video
-from phashfleet.records import make_record
+from phashfleet.results import make_record
 
 
 def hash_image(image: Image.Image, settings: Settings, reopen: Callable[[], Image.Image] | None = None) -> str:

@@ -10,10 +10,10 @@ Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id
     J:inflight              zset   batch id -> time it was handed out (not yet done)
     J:leases                zset   batch id -> lease deadline, while a worker is hashing it
     J:batch:<id>            string JSON list of the batch's file references (deleted when done)
-    P:cache:<key>           string a content-cache record (see phashfleet.cache), with a TTL
+    P:cache:<key>           string a content-cache record (see phashfleet.state.cache_keys), with a TTL
 
 Dramatiq's own keys live under its ``dramatiq:`` namespace (queue ``dramatiq:Q``, where ``Q`` is the
-queue name, ``phashfleet`` by default). Multi-key changes run as Lua scripts in ``phashfleet/lua/``.
+queue name, ``phashfleet`` by default). Multi-key changes run as Lua scripts in ``phashfleet/state/lua/``.
 
 Prefix and queue come from PHASHFLEET_KEY_PREFIX and PHASHFLEET_QUEUE, read at every use: one
 `phashfleet run --redis` gives itself and the workers it starts names of their own (`run_names`), so a

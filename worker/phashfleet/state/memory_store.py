@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from phashfleet.store import JobSnapshot
+from phashfleet.state.redis_store import JobSnapshot
 
 
 class MemoryJobStore:

@@ -10,14 +10,14 @@ from typing import Any
 
 import redis
 
-from phashfleet import keys
-from phashfleet.records import dumps
+from phashfleet.state import keys
+from phashfleet.results import dumps
 
 COUNT_FIELDS = ("ok", "failed", "skipped")
 
 
 def _lua(name: str) -> str:
-    return resources.files("phashfleet").joinpath("lua", name).read_text()
+    return resources.files("phashfleet.state").joinpath("lua", name).read_text()
 
 
 @dataclass(frozen=True)

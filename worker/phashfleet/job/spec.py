@@ -69,9 +69,9 @@ class JobSpec:
 
 
 def _crd_path() -> Path:
-    here = Path(__file__).resolve().parent
-    # A wheel carries a copy beside the package (pyproject's force-include); a checkout has crds/.
-    for path in (here / "crds" / CRD_FILE, here.parents[1] / "crds" / CRD_FILE):
+    package = Path(__file__).resolve().parents[1]
+    # A wheel carries a copy in the package (pyproject's force-include); a checkout has crds/.
+    for path in (package / "crds" / CRD_FILE, package.parents[1] / "crds" / CRD_FILE):
         if path.is_file():
             return path
     raise FileNotFoundError(f"{CRD_FILE} is neither in the package nor in the checkout's crds/")

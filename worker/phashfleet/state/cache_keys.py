@@ -18,7 +18,7 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from phashfleet.access import is_local, local_path
+from phashfleet.files.access import is_local, local_path
 
 #: Part of every key; change it to orphan every key made before.
 KEY_VERSION = 1

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from phashfleet.jobspec import JobSpec
-from phashfleet.store import JobSnapshot
+from phashfleet.job.spec import JobSpec
+from phashfleet.state.redis_store import JobSnapshot
 
 #: Condition type that is True in each phase (the others are set False).
 PHASE_CONDITION = {"Running": "Progressing", "Pending": "Progressing", "Suspended": "Suspended",

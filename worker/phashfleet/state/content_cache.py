@@ -8,9 +8,9 @@ from typing import Any
 
 import redis
 
-from phashfleet import keys
-from phashfleet.access import OutsideRootsError, confine, is_local
-from phashfleet.cache import cache_key, file_info
+from phashfleet.state import keys
+from phashfleet.files.access import OutsideRootsError, confine, is_local
+from phashfleet.state.cache_keys import cache_key, file_info
 
 #: How long a cached record lives: long enough for re-runs, short enough that Redis does not keep every
 #: file ever hashed.

@@ -13,14 +13,16 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from phashfleet import keys, metrics
-from phashfleet.access import allowed_roots_from_env
-from phashfleet.cached import hash_with_cache
-from phashfleet.dispatch import lease_seconds
+from phashfleet import metrics
+
+from phashfleet.state import keys
+from phashfleet.files.access import allowed_roots_from_env
+from phashfleet.state.content_cache import hash_with_cache
+from phashfleet.job.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
-from phashfleet.records import batch_error, failed_records
-from phashfleet.store import RedisJobStore
+from phashfleet.results import batch_error, failed_records
+from phashfleet.state.redis_store import RedisJobStore
 
 log = logging.getLogger("phashfleet.worker")
 

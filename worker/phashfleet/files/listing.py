@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from phashfleet.access import OutsideRootsError, allowed_roots_from_env, confine, is_local, local_path
+from phashfleet.files.access import OutsideRootsError, allowed_roots_from_env, confine, is_local, local_path
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Iterator, Sequence
 
-from phashfleet.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
+from phashfleet.files.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
 from phashfleet.hashing.errors import FileFailed
-from phashfleet.sources import is_network_error  # the listing's rule, one place
+from phashfleet.files.listing import is_network_error  # the listing's rule, one place
 
 #: Bytes read up front to recognise the file type.
 HEAD_BYTES = 64

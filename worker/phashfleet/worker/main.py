@@ -1,4 +1,4 @@
-"""`python -m phashfleet.worker_main ARGS`: Dramatiq's command line, logging the phashfleet way.
+"""`python -m phashfleet.worker.main ARGS`: Dramatiq's command line, logging the phashfleet way.
 
 `phashfleet worker` execs this instead of `python -m dramatiq` so the main process and the forked
 worker processes share one log format and level (see phashfleet/logs.py); Dramatiq is told to

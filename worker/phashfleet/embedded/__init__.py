@@ -1,0 +1,1 @@
+"""`phashfleet run`: one PhashJob on this machine, embedded or with local worker processes."""

@@ -1,0 +1,1 @@
+"""A PhashJob as data and decisions: its spec, batch dispatch, status and finish."""

@@ -1,0 +1,1 @@
+"""Job state: the Redis keys, the Redis and in-memory stores, the Lua scripts, the content cache."""

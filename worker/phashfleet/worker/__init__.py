@@ -1,0 +1,1 @@
+"""The worker process: the Dramatiq broker and actor, and the module Dramatiq loads."""
