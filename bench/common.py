@@ -29,7 +29,7 @@ CACHE = ROOT / ".cache" / "bench"
 OUT = BENCH / "out"
 
 # The scripts run from a fresh clone too, where `pip install -e .` may not have put worker/ on the path.
-for _path in (str(ROOT / "worker"), str(ROOT / "operator"), str(BENCH)):
+for _path in (str(ROOT / "worker"), str(ROOT / "operator"), str(ROOT / "tests"), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -75,16 +75,24 @@ def free_port() -> int:
 class Proc:
     """A child process in its own session, so stopping it also stops the processes it forked."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         log_dir = log_dir or Path(tempfile.mkdtemp(prefix="phashfleet-bench-"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(self.argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def alive(self) -> bool:
@@ -136,7 +144,7 @@ def tree_cpu_seconds(pid: int) -> float:
                 data = fh.read()
         except OSError:
             continue
-        fields = data[data.rindex(")") + 2:].split()
+        fields = data[data.rindex(")") + 2 :].split()
         parent[int(entry.name)] = int(fields[1])
         used[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
     tree, frontier = {pid}, [pid]
@@ -193,7 +201,7 @@ class RedisServer:
 
     def client(self):
         """A redis-py client."""
-        import redis  # noqa: PLC0415
+        import redis
 
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=30)
 
@@ -203,10 +211,27 @@ class RedisServer:
         if not exe:
             raise BenchError("redis-server is not installed (Debian: apt-get install redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc("redis-server", [exe, "--port", str(self.port), "--bind", "127.0.0.1",
-                                          "--requirepass", self.password, "--save", "", "--appendonly", "no",
-                                          "--dir", str(self.workdir), "--loglevel", "warning"],
-                         log_dir=self.workdir)
+        self.proc = Proc(
+            "redis-server",
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--requirepass",
+                self.password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--loglevel",
+                "warning",
+            ],
+            log_dir=self.workdir,
+        )
 
         def pings() -> bool:
             self.proc.check_alive()
@@ -247,22 +272,21 @@ def fleet_env(redis: RedisServer, roots: Sequence[str | Path] = ()) -> dict[str,
 
 
 def _make_base(path: Path, width: int, height: int, seed: int) -> None:
-    from harness.synthetic import photo_like  # noqa: PLC0415
+    from harness.synthetic import photo_like
 
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two scripts may draw the same base at once
     photo_like(width, height, seed).save(tmp, "JPEG", quality=97)
     os.replace(tmp, path)
 
 
-def photo_corpus(count: int, width: int, height: int, *, quality: int = 90, bases: int = 4,
-                 seed: int = 7) -> Path:
+def photo_corpus(count: int, width: int, height: int, *, quality: int = 90, bases: int = 4, seed: int = 7) -> Path:
     """A folder of exactly `count` distinct photo-like JPEGs of `width` x `height` under .cache/bench.
 
     Made once, then reused. Drawing a photo-like image is slow at 12 MP, so a few larger base
     images are drawn once and every file is a different crop of one of them, flipped one of four
     ways and encoded afresh: each file has its own bytes and hash, and decodes like a photo.
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     folder = CACHE / f"photos-{width}x{height}-q{quality}-s{seed}-n{count}"
     paths = [folder / f"img{i:05d}.jpg" for i in range(count)]
@@ -279,7 +303,7 @@ def photo_corpus(count: int, width: int, height: int, *, quality: int = 90, base
     if todo:
         print(f"drawing {len(todo)} base image(s) of {width + pad}x{height + pad} (once)...", file=sys.stderr)
         with ProcessPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
-            list(pool.map(_make_base, *zip(*todo)))
+            list(pool.map(_make_base, *zip(*todo, strict=False)))
     print(f"writing {len(missing)} {width}x{height} JPEGs to {folder.relative_to(ROOT)} (once)...", file=sys.stderr)
     flips = [None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.ROTATE_180]
     loaded: dict[int, Image.Image] = {}
@@ -309,8 +333,8 @@ def corpus_files(folder: Path) -> list[Path]:
 
 def imagehash_loop(paths: Sequence[Path]) -> tuple[float, float, dict[str, str]]:
     """`imagehash.phash(Image.open(path))` over every path in this process: wall seconds, CPU seconds, hashes."""
-    import imagehash  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    import imagehash
+    from PIL import Image
 
     imagehash.phash(Image.open(paths[0]))  # the first call imports scipy: not part of the loop
     hashes = {}
@@ -320,8 +344,9 @@ def imagehash_loop(paths: Sequence[Path]) -> tuple[float, float, dict[str, str]]
     return time.perf_counter() - start, time.process_time() - cpu, hashes
 
 
-def ours_loop(paths: Sequence[Path], roots: Sequence[str | Path], *, exact: bool = False,
-              pooled: bool = False) -> tuple[float, float]:
+def ours_loop(
+    paths: Sequence[Path], roots: Sequence[str | Path], *, exact: bool = False, pooled: bool = False
+) -> tuple[float, float]:
     """Wall and CPU seconds one process takes to hash every path with phashfleet's own code, no queue.
 
     By default `hash_ref` runs in this very process: the per-core limit of our hashing. With
@@ -329,7 +354,7 @@ def ours_loop(paths: Sequence[Path], roots: Sequence[str | Path], *, exact: bool
     that hangs can be killed at its timeout): still one file at a time, plus that hand-off; the
     CPU seconds are then only this process's share.
     """
-    from phashfleet.hashing import Settings, hash_many, hash_ref  # noqa: PLC0415
+    from phashfleet.hashing import Settings, hash_many, hash_ref
 
     settings = Settings(exact=exact, allowed_roots=tuple(str(r) for r in roots))
     refs = [str(p) for p in paths]
@@ -361,7 +386,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cores": os.cpu_count(),
         "cpu": model or platform.processor(),
         "os": platform.platform(),
@@ -380,6 +405,7 @@ def command_line() -> str:
 
 def stop_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so a stopped script still stops its Redis and workers on the way out."""
+
     def handler(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
@@ -390,8 +416,13 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """`--small` (a tiny run for CI), `--json OUT` and `--out DIR` (plots and process logs)."""
     parser.add_argument("--small", action="store_true", help="tiny sizes: proves the script works (CI)")
     parser.add_argument("--json", metavar="OUT", type=Path, help="also write the results as JSON to OUT")
-    parser.add_argument("--out", metavar="DIR", type=Path, default=OUT,
-                        help="folder for plots and worker logs (default bench/out, not in git)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=OUT,
+        help="folder for plots and worker logs (default bench/out, not in git)",
+    )
 
 
 def fmt(value: Any) -> str:
@@ -416,16 +447,21 @@ def print_table(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[st
     cells = [[fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     print(f"\n{title}")
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        print("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=False))))
 
 
 def report(name: str, params: dict[str, Any], results: Any, json_out: Path | None, info: dict | None = None) -> dict:
     """Build the run's JSON document (machine, command, parameters, results) and write it if asked."""
-    doc = {"benchmark": name, "machine": info or machine(), "command": command_line(), "params": params,
-           "results": results}
+    doc = {
+        "benchmark": name,
+        "machine": info or machine(),
+        "command": command_line(),
+        "params": params,
+        "results": results,
+    }
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(doc, indent=2, default=str) + "\n")

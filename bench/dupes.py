@@ -28,11 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import add_common_args, fmt, machine, print_table, report  # noqa: E402 - sets sys.path first
-
-from phashfleet.dupes import find_groups  # noqa: E402
-from phashfleet.dupes.bits import popcount  # noqa: E402
-from phashfleet.dupes.components import DisjointSets  # noqa: E402
+from common import add_common_args, fmt, machine, print_table, report
+from phashfleet.dupes import find_groups
+from phashfleet.dupes.bits import popcount
+from phashfleet.dupes.components import DisjointSets
 
 PLANTED_MAX = 6
 
@@ -82,7 +81,7 @@ def run_ours(hashes: np.ndarray, max_distance: int, workers: int | None) -> tupl
 
 def run_bktree(hashes: np.ndarray, max_distance: int) -> tuple[float, np.ndarray]:
     """Build a BK-tree over the hashes, query each one, union the matches; return seconds and labels."""
-    import pybktree  # noqa: PLC0415 - optional `bench` extra
+    import pybktree
 
     values = hashes.tolist()
     start = time.perf_counter()
@@ -101,7 +100,7 @@ def run_bktree(hashes: np.ndarray, max_distance: int) -> tuple[float, np.ndarray
 
 def bktree_comparisons(hashes: np.ndarray, max_distance: int) -> int:
     """Distance computations a BK-tree needs to build over the hashes and query each (not timed)."""
-    import pybktree  # noqa: PLC0415 - optional `bench` extra
+    import pybktree
 
     calls = 0
 
@@ -159,11 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         f"near-duplicate grouping: {args.n:,} random 64-bit hashes, {results['planted_pairs']:,} planted pairs, "
         f"max distance {args.max_distance}; {info['cores']} cores ({info['cpu']}), {info['date']}",
-        [{**row, "s at N": _at_n(row), "recall": f"{row['recall']:.2%}", "x ours": row["vs_ours"]}
-         for row in results["rows"]],
+        [
+            {**row, "s at N": _at_n(row), "recall": f"{row['recall']:.2%}", "x ours": row["vs_ours"]}
+            for row in results["rows"]
+        ],
         ["method", "measured_n", "measured_s", "s at N", "recall", "x ours", "note"],
     )
-    params = {k: getattr(args, k) for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "workers", "seed")}
+    params = {
+        k: getattr(args, k) for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "workers", "seed")
+    }
     report("dupes", params, results, args.json, info)
     return 0
 
@@ -180,8 +183,17 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
 
     ours_time, labels, plan = run_ours(hashes, d, args.workers)
-    rows.append({"method": "phashfleet (multi-index tables)", "measured_n": n, "measured_s": ours_time,
-                 "total_s": ours_time, "extrapolated": False, "recall": recall(labels, pairs), "note": plan})
+    rows.append(
+        {
+            "method": "phashfleet (multi-index tables)",
+            "measured_n": n,
+            "measured_s": ours_time,
+            "total_s": ours_time,
+            "extrapolated": False,
+            "recall": recall(labels, pairs),
+            "note": plan,
+        }
+    )
 
     big = min(n, args.bktree_n)
     index, sub_pairs = subsample(n, pairs, big, args.seed)
@@ -190,20 +202,34 @@ def run(args: argparse.Namespace) -> dict:
     small = max(2, big // 4)
     counts = [bktree_comparisons(hashes[subsample(n, pairs, size, args.seed)[0]], d) for size in (small, big // 2)]
     exponent = min(2.0, math.log(counts[1] / counts[0]) / math.log((big // 2) / small)) if big // 2 > small else 2.0
-    rows.append({"method": "BK-tree (pybktree)", "measured_n": big, "measured_s": elapsed,
-                 "total_s": elapsed * (n / big) ** exponent, "extrapolated": big < n,
-                 "recall": recall(sub_labels, sub_pairs),
-                 "note": f"work ~ n^{exponent:.2f}, fitted on distance counts at {small} and {big // 2} hashes"
-                 if big < n else ""})
+    rows.append(
+        {
+            "method": "BK-tree (pybktree)",
+            "measured_n": big,
+            "measured_s": elapsed,
+            "total_s": elapsed * (n / big) ** exponent,
+            "extrapolated": big < n,
+            "recall": recall(sub_labels, sub_pairs),
+            "note": f"work ~ n^{exponent:.2f}, fitted on distance counts at {small} and {big // 2} hashes"
+            if big < n
+            else "",
+        }
+    )
 
     queries_n = min(n, args.scan_queries)
     queries = np.concatenate([pairs[: max(1, queries_n // 2), 0], np.arange(queries_n)])[:queries_n]
     elapsed, scan_labels = run_scan(hashes, queries, d)
-    rows.append({"method": "brute-force popcount scan (numpy)", "measured_n": queries_n, "measured_s": elapsed,
-                 "total_s": elapsed * n / queries_n, "extrapolated": queries_n < n,
-                 "recall": recall(scan_labels, pairs[np.isin(pairs[:, 0], queries)]),
-                 "note": f"{queries_n} queries against all {n:,} hashes, x {n / queries_n:,.0f}"
-                 if queries_n < n else ""})
+    rows.append(
+        {
+            "method": "brute-force popcount scan (numpy)",
+            "measured_n": queries_n,
+            "measured_s": elapsed,
+            "total_s": elapsed * n / queries_n,
+            "extrapolated": queries_n < n,
+            "recall": recall(scan_labels, pairs[np.isin(pairs[:, 0], queries)]),
+            "note": f"{queries_n} queries against all {n:,} hashes, x {n / queries_n:,.0f}" if queries_n < n else "",
+        }
+    )
     for row in rows:
         row["vs_ours"] = row["total_s"] / ours_time
     return {"planted_pairs": int(len(pairs)), "rows": rows}

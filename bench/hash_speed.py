@@ -31,10 +31,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "worker"), str(ROOT / "tests")]
 
-from phashfleet.hashing import Settings, hash_ref  # noqa: E402
-from phashfleet.hashing.algorithms import colorhash_binbits  # noqa: E402
-from harness.synthetic import VERSION, photo_like  # noqa: E402
-from harness import photos  # noqa: E402
+from harness import photos
+from harness.synthetic import VERSION, photo_like
+from phashfleet.hashing import Settings, hash_ref
+from phashfleet.hashing.algorithms import colorhash_binbits
 
 CACHE = ROOT / ".cache" / "bench"
 PHOTO_SIZES = [(4032, 3024), (4000, 3000), (3024, 4032), (4096, 2731)]
@@ -90,8 +90,11 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
     exact = Settings(algorithm=algorithm, hash_size=hash_size, exact=True, allowed_roots=roots)
     fast = Settings(algorithm=algorithm, hash_size=hash_size, exact=False, allowed_roots=roots)
     ref_fn = {
-        "phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-        "whash": imagehash.whash, "colorhash": lambda im, n: imagehash.colorhash(im, binbits=colorhash_binbits(n)),
+        "phash": imagehash.phash,
+        "dhash": imagehash.dhash,
+        "ahash": imagehash.average_hash,
+        "whash": imagehash.whash,
+        "colorhash": lambda im, n: imagehash.colorhash(im, binbits=colorhash_binbits(n)),
     }[algorithm]
     methods = {
         "imagehash": lambda p: str(ref_fn(Image.open(p), hash_size)),
@@ -133,8 +136,13 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
 
 
 #: imagehash's functions with their own defaults, as the distances are measured at hashSize 8.
-IMAGEHASH = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-             "whash": imagehash.whash, "colorhash": imagehash.colorhash}
+IMAGEHASH = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+    "colorhash": imagehash.colorhash,
+}
 
 
 def bits_apart(a: str, b: str) -> int:
@@ -156,12 +164,16 @@ def distribution(variants: list, algorithms: list[str]) -> list[dict]:
     rows = []
     for algorithm, pairs in found.items():
         bits = [b for b, _ in pairs]
-        rows.append({
-            "algorithm": algorithm, "files": len(bits),
-            "bits": {str(k): bits.count(k) for k in range(4)} | {"4+": sum(b >= 4 for b in bits)},
-            "identical_pct": round(100 * bits.count(0) / len(bits), 1), "max_bits": max(bits),
-            "off": sorted((name, b) for b, name in pairs if b),
-        })
+        rows.append(
+            {
+                "algorithm": algorithm,
+                "files": len(bits),
+                "bits": {str(k): bits.count(k) for k in range(4)} | {"4+": sum(b >= 4 for b in bits)},
+                "identical_pct": round(100 * bits.count(0) / len(bits), 1),
+                "max_bits": max(bits),
+                "off": sorted((name, b) for b, name in pairs if b),
+            }
+        )
     return rows
 
 
@@ -174,37 +186,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algorithm", default="phash", choices=["phash", "dhash", "ahash", "whash", "colorhash"])
     parser.add_argument("--hash-size", type=int, default=8)
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
-    parser.add_argument("--min-span", type=int, default=None,
-                        help="override the fast path's MIN_SPAN (10 makes 12 MP photos decode at 1/8)")
+    parser.add_argument(
+        "--min-span",
+        type=int,
+        default=None,
+        help="override the fast path's MIN_SPAN (10 makes 12 MP photos decode at 1/8)",
+    )
     parser.add_argument("--no-distances", action="store_true", help="skip the real-photo bit distances")
     args = parser.parse_args(argv)
-    from phashfleet.hashing import fast  # noqa: PLC0415
+    from phashfleet.hashing import fast
 
     if args.min_span:
         fast.MIN_SPAN = args.min_span
     rounds = args.rounds or (1 if args.small else 3)
 
     results = []
-    header = (f"{'set':15s} {'n':>3s} {'MP':>5s} {'MB':>5s} | {'imagehash/s':>11s} {'exact/s':>8s} {'fast/s':>8s} | "
-              f"{'exact x':>7s} {'fast x':>7s} | {'ident%':>6s} {'maxbits':>7s}")
+    header = (
+        f"{'set':15s} {'n':>3s} {'MP':>5s} {'MB':>5s} | {'imagehash/s':>11s} {'exact/s':>8s} {'fast/s':>8s} | "
+        f"{'exact x':>7s} {'fast x':>7s} | {'ident%':>6s} {'maxbits':>7s}"
+    )
     distances = []
     if not args.no_distances:
         # --small: the small variants of four photos (brick and page are the fine-texture ones).
-        variants = (photos.corpus(large=False, photos=("brick", "page", "chelsea", "china")) if args.small
-                    else photos.corpus())
-        print(f"fast path vs imagehash (its defaults, hashSize 8) on {len(variants)} real-photo files "
-              f"({photos.CACHE}):")
-        print(f"{'algorithm':10s} {'files':>5s} | {'0':>4s} {'1':>4s} {'2':>4s} {'3':>4s} {'4+':>4s} | "
-              f"{'ident%':>6s} {'max':>3s}")
+        variants = (
+            photos.corpus(large=False, photos=("brick", "page", "chelsea", "china")) if args.small else photos.corpus()
+        )
+        print(
+            f"fast path vs imagehash (its defaults, hashSize 8) on {len(variants)} real-photo files ({photos.CACHE}):"
+        )
+        print(
+            f"{'algorithm':10s} {'files':>5s} | {'0':>4s} {'1':>4s} {'2':>4s} {'3':>4s} {'4+':>4s} | "
+            f"{'ident%':>6s} {'max':>3s}"
+        )
         for row in distribution(variants, ["phash", "dhash", "ahash", "whash", "colorhash"]):
             distances.append(row)
             b = row["bits"]
-            print(f"{row['algorithm']:10s} {row['files']:5d} | {b['0']:4d} {b['1']:4d} {b['2']:4d} {b['3']:4d} "
-                  f"{b['4+']:4d} | {row['identical_pct']:6.1f} {row['max_bits']:3d}", flush=True)
+            print(
+                f"{row['algorithm']:10s} {row['files']:5d} | {b['0']:4d} {b['1']:4d} {b['2']:4d} {b['3']:4d} "
+                f"{b['4+']:4d} | {row['identical_pct']:6.1f} {row['max_bits']:3d}",
+                flush=True,
+            )
         print()
-    print(f"hash_speed: {args.algorithm} hash_size={args.hash_size}, fast MIN_SPAN={fast.MIN_SPAN}, "
-          "one core, "
-          f"{rounds} round(s), median per image")
+    print(
+        f"hash_speed: {args.algorithm} hash_size={args.hash_size}, fast MIN_SPAN={fast.MIN_SPAN}, "
+        "one core, "
+        f"{rounds} round(s), median per image"
+    )
     print(header)
     print("-" * len(header))
     for name in args.sets.split(","):
@@ -214,17 +241,27 @@ def main(argv: list[str] | None = None) -> int:
         result = run_set(name, image_set(name, count, args.small), rounds, args.algorithm, args.hash_size)
         results.append(result)
         rate = result["images_per_s"]
-        print(f"{name:15s} {result['images']:3d} {result['megapixels']:5.1f} {result['mean_file_mb']:5.2f} | "
-              f"{rate['imagehash']:11.2f} {rate['exact']:8.2f} {rate['fast']:8.2f} | "
-              f"{result['ratio_exact']:7.2f} {result['ratio_fast']:7.2f} | "
-              f"{result['fast_identical_pct']:6.1f} {result['fast_max_bits']:7d}", flush=True)
+        print(
+            f"{name:15s} {result['images']:3d} {result['megapixels']:5.1f} {result['mean_file_mb']:5.2f} | "
+            f"{rate['imagehash']:11.2f} {rate['exact']:8.2f} {rate['fast']:8.2f} | "
+            f"{result['ratio_exact']:7.2f} {result['ratio_fast']:7.2f} | "
+            f"{result['fast_identical_pct']:6.1f} {result['fast_max_bits']:7d}",
+            flush=True,
+        )
     if args.json:
         out = {
             "date": datetime.date.today().isoformat(),
             "command": "python bench/hash_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                        "pillow": PIL.__version__, "imagehash": imagehash.__version__},
-            "algorithm": args.algorithm, "hash_size": args.hash_size, "rounds": rounds, "min_span": fast.MIN_SPAN,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "pillow": PIL.__version__,
+                "imagehash": imagehash.__version__,
+            },
+            "algorithm": args.algorithm,
+            "hash_size": args.hash_size,
+            "rounds": rounds,
+            "min_span": fast.MIN_SPAN,
             "results": results,
             "real_photo_distances": distances,
         }

@@ -31,9 +31,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    BENCH, CACHE, BenchError, Proc, RedisServer, add_common_args, corpus_files, fleet_env, imagehash_loop, machine,
-    photo_corpus, print_table, report, self_cpu_seconds, stop_cleanly_on_sigterm, tree_cpu_seconds,
+from common import (
+    BENCH,
+    CACHE,
+    BenchError,
+    Proc,
+    RedisServer,
+    add_common_args,
+    corpus_files,
+    fleet_env,
+    imagehash_loop,
+    machine,
+    photo_corpus,
+    print_table,
+    report,
+    self_cpu_seconds,
+    stop_cleanly_on_sigterm,
+    tree_cpu_seconds,
 )
 
 #: name -> (width, height) of the two photo corpora of the issue.
@@ -103,16 +117,30 @@ class CeleryPeer(System):
     name, design = "celery", "Celery, Redis broker + backend, 1 task/image"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "peerapps.celery_app", "worker", "--pool", "prefork",
-                "--concurrency", str(self.workers), "--loglevel", "WARNING"]
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "peerapps.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(self.workers),
+            "--loglevel",
+            "WARNING",
+        ]
 
     def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
-        from celery.exceptions import TimeoutError as CeleryTimeout  # noqa: PLC0415
+        from celery.exceptions import TimeoutError as CeleryTimeout
 
         app = importlib.import_module("peerapps.celery_app")
         pending = [(str(f), app.phash.delay(str(f))) for f in files]
-        return {path: self.wait(lambda t, r=res: r.get(timeout=t, interval=0.01), (CeleryTimeout,), deadline)
-                for path, res in pending}
+        return {
+            path: self.wait(lambda t, r=res: r.get(timeout=t, interval=0.01), (CeleryTimeout,), deadline)
+            for path, res in pending
+        }
 
 
 class HueyPeer(System):
@@ -121,17 +149,31 @@ class HueyPeer(System):
     name, design = "huey", "Huey, Redis storage, 1 task/image"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "huey.bin.huey_consumer", "peerapps.huey_app.huey", "-w", str(self.workers),
-                "-k", "process", "-q"]
+        return [
+            sys.executable,
+            "-m",
+            "huey.bin.huey_consumer",
+            "peerapps.huey_app.huey",
+            "-w",
+            str(self.workers),
+            "-k",
+            "process",
+            "-q",
+        ]
 
     def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
-        from huey.exceptions import ResultTimeout  # noqa: PLC0415
+        from huey.exceptions import ResultTimeout
 
         app = importlib.import_module("peerapps.huey_app")
         pending = [(str(f), app.phash(str(f))) for f in files]
-        return {path: self.wait(lambda t, r=res: r.get(blocking=True, timeout=t, backoff=1.0, max_delay=0.01),
-                                (ResultTimeout,), deadline)
-                for path, res in pending}
+        return {
+            path: self.wait(
+                lambda t, r=res: r.get(blocking=True, timeout=t, backoff=1.0, max_delay=0.01),
+                (ResultTimeout,),
+                deadline,
+            )
+            for path, res in pending
+        }
 
 
 class TaskiqPeer(System):
@@ -142,14 +184,23 @@ class TaskiqPeer(System):
     stop_timeout = 3.0
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "taskiq", "worker", "peerapps.taskiq_app:broker", "--workers",
-                str(self.workers), "--log-level", "WARNING"]
+        return [
+            sys.executable,
+            "-m",
+            "taskiq",
+            "worker",
+            "peerapps.taskiq_app:broker",
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "WARNING",
+        ]
 
     def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
         return asyncio.run(self._hash_all(files, deadline))
 
     async def _hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
-        from taskiq.exceptions import TaskiqResultTimeoutError  # noqa: PLC0415
+        from taskiq.exceptions import TaskiqResultTimeoutError
 
         app = importlib.import_module("peerapps.taskiq_app")
         await app.broker.startup()
@@ -184,21 +235,34 @@ class Fleet(System):
         self.last_batch_size = 0
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(self.workers),
-                "--metrics-port", "0"]
+        return [
+            sys.executable,
+            "-m",
+            "phashfleet.cli",
+            "worker",
+            "--processes",
+            str(self.workers),
+            "--metrics-port",
+            "0",
+        ]
 
     def hash_all(self, files: list[Path], deadline: float) -> dict[str, str]:
-        from phashfleet.job.spec import parse_spec  # noqa: PLC0415
-        from phashfleet.embedded.run import run_with_redis  # noqa: PLC0415
-        from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
-        from phashfleet.worker.broker import redis_client  # noqa: PLC0415
+        from phashfleet.embedded.run import run_with_redis
+        from phashfleet.job.spec import parse_spec
+        from phashfleet.state.redis_store import RedisJobStore
+        from phashfleet.worker.broker import redis_client
 
         folder = files[0].parent
         # Enough batches for every worker to get several, as one would size a job of big photos.
         batch = self.batch_size or max(1, min(64, len(files) // (self.workers * 4)))
         self.last_batch_size = batch
-        spec = parse_spec({"source": {"uri": f"file://{folder}", "include": ["*.jpg"]}, "batchSize": batch,
-                           "ttlSecondsAfterFinished": 600})
+        spec = parse_spec(
+            {
+                "source": {"uri": f"file://{folder}", "include": ["*.jpg"]},
+                "batchSize": batch,
+                "ttlSecondsAfterFinished": 600,
+            }
+        )
         job_id = f"bench.peers.{uuid.uuid4().hex[:8]}"
 
         def guard(done: int, total: int, rate: float) -> None:
@@ -206,8 +270,9 @@ class Fleet(System):
             if time.monotonic() > deadline:
                 raise BenchError(f"{self.name}: job not done in time ({done}/{total})")
 
-        result = run_with_redis(spec, job_id, (str(folder),), self.redis.url, jobs=self.workers, progress=guard,
-                                start_workers=False)
+        result = run_with_redis(
+            spec, job_id, (str(folder),), self.redis.url, jobs=self.workers, progress=guard, start_workers=False
+        )
         if not result.ok or result.status.get("succeeded") != len(files):
             raise BenchError(f"{self.name}: job ended {result.status}")
         store = RedisJobStore(redis_client(self.redis.url, self.redis.password))
@@ -225,7 +290,7 @@ def cpu_now(system: System, redis: RedisServer) -> tuple[float, float, float]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the raw loop, every peer and our fleet over both corpora; return the results."""
     corpora = SMALL_CORPORA if args.small else CORPORA
-    counts = {"12MP": args.images_12mp, "1.3MP": args.images_1mp} if not args.small else {k: 8 for k in corpora}
+    counts = {"12MP": args.images_12mp, "1.3MP": args.images_1mp} if not args.small else dict.fromkeys(corpora, 8)
     folders = {name: photo_corpus(counts[name], w, h) for name, (w, h) in corpora.items()}
     warm_folder = photo_corpus(2 * args.workers, 64, 48)
     files = {name: corpus_files(folder) for name, folder in folders.items()}
@@ -253,15 +318,28 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     started = time.monotonic()
                     hashes = system.hash_all(paths, started + budget)
                     seconds = time.monotonic() - started
-                    cpu = dict(zip(("worker_cpu_s", "redis_cpu_s", "client_cpu_s"),
-                                   (b - a for a, b in zip(cpu_before, cpu_now(system, redis)))))
+                    cpu = dict(
+                        zip(
+                            ("worker_cpu_s", "redis_cpu_s", "client_cpu_s"),
+                            (b - a for a, b in zip(cpu_before, cpu_now(system, redis), strict=False)),
+                            strict=False,
+                        )
+                    )
                     if len(hashes) != len(paths):
                         raise BenchError(f"{system.name}: {len(hashes)} results for {len(paths)} images")
                     same = sum(hashes.get(p) == h for p, h in reference[name].items()) / len(paths)
-                    row = {"system": system.name, "design": system.design, "images": len(paths), "seconds": seconds,
-                           "images_per_s": len(paths) / seconds, "startup_s": startup, "identical_to_imagehash": same,
-                           **cpu, "cpu_ms_per_image": 1000 * sum(cpu.values()) / len(paths),
-                           "worker_busy": cpu["worker_cpu_s"] / (seconds * args.workers)}
+                    row = {
+                        "system": system.name,
+                        "design": system.design,
+                        "images": len(paths),
+                        "seconds": seconds,
+                        "images_per_s": len(paths) / seconds,
+                        "startup_s": startup,
+                        "identical_to_imagehash": same,
+                        **cpu,
+                        "cpu_ms_per_image": 1000 * sum(cpu.values()) / len(paths),
+                        "worker_busy": cpu["worker_cpu_s"] / (seconds * args.workers),
+                    }
                     if cls is Fleet:
                         row["batch_size"] = system.last_batch_size
                     rows[name].append(row)
@@ -273,11 +351,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for name, paths in files.items():
         after, _, _ = imagehash_loop(paths)
         seconds = (raw_before[name] + after) / 2
-        rows[name].insert(0, {"system": f"imagehash loop x{args.workers}", "design": "1 process, no queue (x W)",
-                              "images": len(paths), "seconds": seconds / args.workers,
-                              "images_per_s": len(paths) / seconds * args.workers, "startup_s": None,
-                              "identical_to_imagehash": 1.0, "raw_loop_seconds_before": raw_before[name],
-                              "raw_loop_seconds_after": after, "cpu_ms_per_image": 1000 * raw_cpu[name] / len(paths)})
+        rows[name].insert(
+            0,
+            {
+                "system": f"imagehash loop x{args.workers}",
+                "design": "1 process, no queue (x W)",
+                "images": len(paths),
+                "seconds": seconds / args.workers,
+                "images_per_s": len(paths) / seconds * args.workers,
+                "startup_s": None,
+                "identical_to_imagehash": 1.0,
+                "raw_loop_seconds_before": raw_before[name],
+                "raw_loop_seconds_after": after,
+                "cpu_ms_per_image": 1000 * raw_cpu[name] / len(paths),
+            },
+        )
     summary = []
     for name, table in rows.items():
         ref = table[0]["images_per_s"]
@@ -286,13 +374,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         peers = [r for r in table if r["system"] in {c.name for c in PEERS}]
         ours = next((r for r in table if r["system"] == "phash-fleet"), None)
         best = max(peers, key=lambda r: r["images_per_s"]) if peers else None
-        summary.append({"corpus": name, "size": "x".join(map(str, corpora[name])), "images": table[0]["images"],
-                        "best_peer": best["system"] if best else None,
-                        "best_peer_images_per_s": best["images_per_s"] if best else None,
-                        "best_peer_x_raw_loop_xW": best["x_raw_loop_xW"] if best else None,
-                        "ours_images_per_s": ours["images_per_s"] if ours else None,
-                        "ours_x_raw_loop_xW": ours["x_raw_loop_xW"] if ours else None,
-                        "ours_over_best_peer": ours["images_per_s"] / best["images_per_s"] if ours and best else None})
+        summary.append(
+            {
+                "corpus": name,
+                "size": "x".join(map(str, corpora[name])),
+                "images": table[0]["images"],
+                "best_peer": best["system"] if best else None,
+                "best_peer_images_per_s": best["images_per_s"] if best else None,
+                "best_peer_x_raw_loop_xW": best["x_raw_loop_xW"] if best else None,
+                "ours_images_per_s": ours["images_per_s"] if ours else None,
+                "ours_x_raw_loop_xW": ours["x_raw_loop_xW"] if ours else None,
+                "ours_over_best_peer": ours["images_per_s"] / best["images_per_s"] if ours and best else None,
+            }
+        )
     return {"tables": rows, "summary": summary}
 
 
@@ -302,10 +396,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", "-w", type=int, default=2, help="worker processes per system (default 2)")
     parser.add_argument("--images-12mp", type=int, default=200, help="12 MP photos (default 200)")
     parser.add_argument("--images-1mp", type=int, default=2000, help="~1.3 MP photos (default 2000)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="our job's batchSize (default: enough batches for 4 per worker, at most 64)")
-    parser.add_argument("--systems", default="celery,huey,taskiq,phash-fleet",
-                        help="comma-separated subset of celery,huey,taskiq,phash-fleet")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="our job's batchSize (default: enough batches for 4 per worker, at most 64)",
+    )
+    parser.add_argument(
+        "--systems",
+        default="celery,huey,taskiq,phash-fleet",
+        help="comma-separated subset of celery,huey,taskiq,phash-fleet",
+    )
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds a system may take to start")
     add_common_args(parser)
     args = parser.parse_args(argv)
@@ -314,17 +415,43 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     results = measure(args)
     for name, table in results["tables"].items():
-        print_table(f"{name} photos, {args.workers} worker processes each (same files, same Redis)", table,
-                    ["system", "images", "seconds", "images_per_s", "x_raw_loop_xW", "cpu_ms_per_image", "worker_busy",
-                     "startup_s", "identical_to_imagehash"])
-    print_table("ours / best peer", results["summary"],
-                ["corpus", "images", "best_peer", "best_peer_images_per_s", "best_peer_x_raw_loop_xW",
-                 "ours_images_per_s", "ours_x_raw_loop_xW", "ours_over_best_peer"])
-    print(f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); images/s exclude worker start-up "
-          "(startup_s: spawn until a warm-up batch is hashed); cpu_ms_per_image: workers + Redis + client/driver; "
-          "worker_busy: workers' CPU / (seconds x W)")
-    report("peers", {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, results, args.json,
-           info)
+        print_table(
+            f"{name} photos, {args.workers} worker processes each (same files, same Redis)",
+            table,
+            [
+                "system",
+                "images",
+                "seconds",
+                "images_per_s",
+                "x_raw_loop_xW",
+                "cpu_ms_per_image",
+                "worker_busy",
+                "startup_s",
+                "identical_to_imagehash",
+            ],
+        )
+    print_table(
+        "ours / best peer",
+        results["summary"],
+        [
+            "corpus",
+            "images",
+            "best_peer",
+            "best_peer_images_per_s",
+            "best_peer_x_raw_loop_xW",
+            "ours_images_per_s",
+            "ours_x_raw_loop_xW",
+            "ours_over_best_peer",
+        ],
+    )
+    print(
+        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); images/s exclude worker start-up "
+        "(startup_s: spawn until a warm-up batch is hashed); cpu_ms_per_image: workers + Redis + client/driver; "
+        "worker_busy: workers' CPU / (seconds x W)"
+    )
+    report(
+        "peers", {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, results, args.json, info
+    )
     return 0
 
 

@@ -28,11 +28,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    BENCH, CACHE, BenchError, Proc, RedisServer, add_common_args, fleet_env, machine, print_table, report, rss_bytes,
-    save_plot, stop_cleanly_on_sigterm,
+from common import (
+    BENCH,
+    CACHE,
+    BenchError,
+    Proc,
+    RedisServer,
+    add_common_args,
+    fleet_env,
+    machine,
+    print_table,
+    report,
+    rss_bytes,
+    save_plot,
+    stop_cleanly_on_sigterm,
 )
-from synthfs import plugin_dir  # noqa: E402
+from synthfs import plugin_dir
 
 MB = 1024 * 1024
 #: Seconds between samples of Redis and operator memory while a job runs.
@@ -47,13 +58,29 @@ def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, 
         env = fleet_env(redis)
         env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir(CACHE / "fsspec-plugin")), env["PYTHONPATH"]])
         env["PHASHFLEET_EXTRA_SCHEMES"] = "synthetic"  # workers refuse schemes beyond file, s3 and http(s)
-        workers = Proc(f"scale-workers-{files}", [sys.executable, "-m", "phashfleet.cli", "worker", "--processes",
-                                                  str(args.workers), "--metrics-port", "0"],
-                       env=env, log_dir=args.out / "logs")
-        driver = Proc(f"scale-driver-{files}", [sys.executable, str(BENCH / "scale_driver.py"), "--files",
-                                                str(files), "--workers", str(args.workers), "--batch-size",
-                                                str(args.batch_size), "--timeout", str(timeout)],
-                      env=env, log_dir=args.out / "logs")
+        workers = Proc(
+            f"scale-workers-{files}",
+            [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(args.workers), "--metrics-port", "0"],
+            env=env,
+            log_dir=args.out / "logs",
+        )
+        driver = Proc(
+            f"scale-driver-{files}",
+            [
+                sys.executable,
+                str(BENCH / "scale_driver.py"),
+                "--files",
+                str(files),
+                "--workers",
+                str(args.workers),
+                "--batch-size",
+                str(args.batch_size),
+                "--timeout",
+                str(timeout),
+            ],
+            env=env,
+            log_dir=args.out / "logs",
+        )
         peak_redis = peak_driver = 0
         deadline = time.monotonic() + timeout + 120
         try:
@@ -83,27 +110,55 @@ def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, 
     if status.get("phase") != "Succeeded" or done != files:
         raise BenchError(f"{files} files: job ended {status}")
     return {
-        "files": files, "measured": True, "enqueue_to_done_s": result["seconds"],
-        "files_per_s": files / result["seconds"], "first_tick_s": result["first_tick_s"],
-        "max_tick_s": result["max_tick_s"], "operator_baseline_mb": result["baseline_rss"] / MB,
+        "files": files,
+        "measured": True,
+        "enqueue_to_done_s": result["seconds"],
+        "files_per_s": files / result["seconds"],
+        "first_tick_s": result["first_tick_s"],
+        "max_tick_s": result["max_tick_s"],
+        "operator_baseline_mb": result["baseline_rss"] / MB,
         "operator_peak_mb": max(result["peak_rss"], peak_driver) / MB,
         "operator_growth_mb": (max(result["peak_rss"], peak_driver) - result["baseline_rss"]) / MB,
-        "redis_peak_mb": peak / MB, "redis_results_mb": results_bytes / MB,
-        "redis_other_mb": (peak - results_bytes) / MB, "result_bytes_per_file": results_bytes / files,
-        "status_writes": result["status_writes"], "status_writes_per_s": result["status_writes_per_s"],
-        "ok": status.get("succeeded"), "failed": status.get("failed"), "skipped": status.get("skipped"),
-        "failure_example": (result.get("failures_sample") or [None])[0], "timeline": result["timeline"],
+        "redis_peak_mb": peak / MB,
+        "redis_results_mb": results_bytes / MB,
+        "redis_other_mb": (peak - results_bytes) / MB,
+        "result_bytes_per_file": results_bytes / files,
+        "status_writes": result["status_writes"],
+        "status_writes_per_s": result["status_writes_per_s"],
+        "ok": status.get("succeeded"),
+        "failed": status.get("failed"),
+        "skipped": status.get("skipped"),
+        "failure_example": (result.get("failures_sample") or [None])[0],
+        "timeline": result["timeline"],
     }
 
 
 def extrapolate(files: int, last: dict[str, Any]) -> dict[str, Any]:
     """A row for a size that was not run: time and results memory scale linearly, the rest stays flat."""
     scale = files / last["files"]
-    row = {k: last[k] for k in ("operator_baseline_mb", "operator_peak_mb", "operator_growth_mb", "redis_other_mb",
-                                "result_bytes_per_file", "status_writes_per_s", "files_per_s", "max_tick_s")}
-    row.update({"files": files, "measured": False, "enqueue_to_done_s": last["enqueue_to_done_s"] * scale,
-                "first_tick_s": last["first_tick_s"] * scale, "redis_results_mb": last["redis_results_mb"] * scale,
-                "status_writes": round(last["status_writes"] * scale)})
+    row = {
+        k: last[k]
+        for k in (
+            "operator_baseline_mb",
+            "operator_peak_mb",
+            "operator_growth_mb",
+            "redis_other_mb",
+            "result_bytes_per_file",
+            "status_writes_per_s",
+            "files_per_s",
+            "max_tick_s",
+        )
+    }
+    row.update(
+        {
+            "files": files,
+            "measured": False,
+            "enqueue_to_done_s": last["enqueue_to_done_s"] * scale,
+            "first_tick_s": last["first_tick_s"] * scale,
+            "redis_results_mb": last["redis_results_mb"] * scale,
+            "status_writes": round(last["status_writes"] * scale),
+        }
+    )
     row["redis_peak_mb"] = row["redis_other_mb"] + row["redis_results_mb"]
     return row
 
@@ -117,14 +172,18 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         remaining = budget_end - time.monotonic()
         predicted = OVERHEAD_S + (files / last["files_per_s"] * 1.2 if last else 0)
         if last and predicted > remaining:
-            print(f"{files:,} files: about {predicted:.0f}s needed, {remaining:.0f}s left: extrapolated",
-                  file=sys.stderr)
+            print(
+                f"{files:,} files: about {predicted:.0f}s needed, {remaining:.0f}s left: extrapolated", file=sys.stderr
+            )
             rows.append(extrapolate(files, next(r for r in reversed(rows) if r["measured"])))
             continue
         print(f"{files:,} files...", file=sys.stderr)
         row = run_size(files, args, timeout=max(remaining, 120))
-        print(f"  {row['enqueue_to_done_s']:.1f}s, operator peak {row['operator_peak_mb']:.0f} MB, "
-              f"redis peak {row['redis_peak_mb']:.0f} MB", file=sys.stderr)
+        print(
+            f"  {row['enqueue_to_done_s']:.1f}s, operator peak {row['operator_peak_mb']:.0f} MB, "
+            f"redis peak {row['redis_peak_mb']:.0f} MB",
+            file=sys.stderr,
+        )
         rows.append(row)
     return rows
 
@@ -132,26 +191,37 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 def plot(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) -> Path | None:
     """Operator RSS and Redis memory against job size (log scale), as bench/out/scale.png."""
     try:
-        import matplotlib  # noqa: PLC0415
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is missing (pip install -e '.[bench]'): no plot", file=sys.stderr)
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    series = [("operator_peak_mb", "operator peak RSS"), ("redis_peak_mb", "Redis peak used_memory"),
-              ("redis_other_mb", "Redis without the results")]
+    series = [
+        ("operator_peak_mb", "operator peak RSS"),
+        ("redis_peak_mb", "Redis peak used_memory"),
+        ("redis_other_mb", "Redis without the results"),
+    ]
     measured = [r for r in rows if r["measured"]]
     guessed = measured[-1:] + [r for r in rows if not r["measured"]]
     for key, label in series:
-        line, = ax.plot([r["files"] for r in measured], [r[key] for r in measured], "o-", label=label)
+        (line,) = ax.plot([r["files"] for r in measured], [r[key] for r in measured], "o-", label=label)
         if len(guessed) > 1:
-            ax.plot([r["files"] for r in guessed], [r[key] for r in guessed], "o--", color=line.get_color(),
-                    fillstyle="none")
-    ax.set(xscale="log", xlabel="files in the job", ylabel="MB",
-           title=f"memory vs job size ({info['cores']} cores)"
-           + ("; dashed = extrapolated" if len(guessed) > 1 else ""))
+            ax.plot(
+                [r["files"] for r in guessed],
+                [r[key] for r in guessed],
+                "o--",
+                color=line.get_color(),
+                fillstyle="none",
+            )
+    ax.set(
+        xscale="log",
+        xlabel="files in the job",
+        ylabel="MB",
+        title=f"memory vs job size ({info['cores']} cores)" + ("; dashed = extrapolated" if len(guessed) > 1 else ""),
+    )
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     path = save_plot(fig, out, "scale")
@@ -164,10 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated job sizes")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--batch-size", type=int, default=1000,
-                        help="the job's batchSize (default 1000, the CRD's maximum: a million tiny files)")
-    parser.add_argument("--budget-minutes", type=float, default=9.0,
-                        help="sizes that would end later are extrapolated (default 9)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="the job's batchSize (default 1000, the CRD's maximum: a million tiny files)",
+    )
+    parser.add_argument(
+        "--budget-minutes", type=float, default=9.0, help="sizes that would end later are extrapolated (default 9)"
+    )
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.small:
@@ -176,20 +251,44 @@ def main(argv: list[str] | None = None) -> int:
     stop_cleanly_on_sigterm()
     info = machine()
     rows = measure(args)
-    print_table(f"scale: one job on synthetic://, {args.workers} worker processes, batchSize {args.batch_size}, "
-                "operator tick 1/s", rows,
-                ["files", "measured", "enqueue_to_done_s", "files_per_s", "first_tick_s", "max_tick_s",
-                 "operator_baseline_mb", "operator_peak_mb", "redis_peak_mb", "redis_results_mb", "redis_other_mb",
-                 "result_bytes_per_file", "status_writes_per_s"])
-    print(f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); first_tick_s includes counting the listing; "
-          "operator = a process running the operator's JobEngine with kopf and its handlers loaded")
+    print_table(
+        f"scale: one job on synthetic://, {args.workers} worker processes, batchSize {args.batch_size}, "
+        "operator tick 1/s",
+        rows,
+        [
+            "files",
+            "measured",
+            "enqueue_to_done_s",
+            "files_per_s",
+            "first_tick_s",
+            "max_tick_s",
+            "operator_baseline_mb",
+            "operator_peak_mb",
+            "redis_peak_mb",
+            "redis_results_mb",
+            "redis_other_mb",
+            "result_bytes_per_file",
+            "status_writes_per_s",
+        ],
+    )
+    print(
+        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); first_tick_s includes counting the listing; "
+        "operator = a process running the operator's JobEngine with kopf and its handlers loaded"
+    )
     outcome = [r for r in rows if r["measured"]][-1]
     example = f"; e.g. {outcome['failure_example']}" if outcome.get("failure_example") else ""
-    print(f"records of the {outcome['files']:,}-file job: ok {outcome['ok']}, failed {outcome['failed']}, "
-          f"skipped {outcome['skipped']}{example}")
+    print(
+        f"records of the {outcome['files']:,}-file job: ok {outcome['ok']}, failed {outcome['failed']}, "
+        f"skipped {outcome['skipped']}{example}"
+    )
     plot_path = plot(rows, info, args.out)
-    report("scale", {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           {"rows": rows, "plot": str(plot_path or "")}, args.json, info)
+    report(
+        "scale",
+        {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        {"rows": rows, "plot": str(plot_path or "")},
+        args.json,
+        info,
+    )
     return 0
 
 

@@ -26,10 +26,10 @@ def route_synthetic() -> None:
 
     Only this benchmark process is changed: phash-fleet itself keeps its scheme allow-list.
     """
-    import fsspec  # noqa: PLC0415
+    import fsspec
 
-    import synthfs  # noqa: PLC0415
-    from phashfleet.files import listing as sources  # noqa: PLC0415
+    import synthfs
+    from phashfleet.files import listing as sources
 
     fsspec.register_implementation(synthfs.PROTOCOL, synthfs.SyntheticFileSystem, clobber=True)
     product_walker_for = sources._walker_for
@@ -72,9 +72,14 @@ def drive(engine, job_id: str, spec, *, interval: float, timeout: float) -> dict
         snap = engine.store.snapshot(job_id)
         if first_handout is None and snap.exists and snap.listed > 0:
             first_handout = tick_start - started
-        ticks.append({"start": round(tick_start - started, 3), "tick_s": round(now - tick_start, 4),
-                      "done": status.get("succeeded", 0) + status.get("failed", 0) + status.get("skipped", 0),
-                      "rss": memory()["rss"]})
+        ticks.append(
+            {
+                "start": round(tick_start - started, 3),
+                "tick_s": round(now - tick_start, 4),
+                "done": status.get("succeeded", 0) + status.get("failed", 0) + status.get("skipped", 0),
+                "rss": memory()["rss"],
+            }
+        )
         if status.get("phase") in ("Succeeded", "Failed"):
             break
         if now - started > timeout:
@@ -83,11 +88,18 @@ def drive(engine, job_id: str, spec, *, interval: float, timeout: float) -> dict
     elapsed = time.monotonic() - started
     # Each tick owns one timer period: from its start to the next one's (the last one's ends a period later).
     periods = ticks[-1]["start"] + max(interval, ticks[-1]["tick_s"])
-    return {"seconds": elapsed, "first_handout_s": first_handout, "status_writes": writes,
-            "status_writes_per_s": writes / periods, "ticks": len(ticks),
-            "first_tick_s": ticks[0]["tick_s"], "max_tick_s": max(t["tick_s"] for t in ticks[1:] or ticks),
-            "status": {k: status.get(k) for k in ("phase", "total", "succeeded", "failed", "skipped", "progress")},
-            "failures_sample": (status.get("failures") or [])[:2], "timeline": ticks}
+    return {
+        "seconds": elapsed,
+        "first_handout_s": first_handout,
+        "status_writes": writes,
+        "status_writes_per_s": writes / periods,
+        "ticks": len(ticks),
+        "first_tick_s": ticks[0]["tick_s"],
+        "max_tick_s": max(t["tick_s"] for t in ticks[1:] or ticks),
+        "status": {k: status.get(k) for k in ("phase", "total", "succeeded", "failed", "skipped", "progress")},
+        "failures_sample": (status.get("failures") or [])[:2],
+        "timeline": ticks,
+    }
 
 
 def main() -> int:
@@ -101,19 +113,20 @@ def main() -> int:
     args = parser.parse_args()
 
     route_synthetic()
-    import synthfs  # noqa: PLC0415
-    from phashfleet.worker.actor import send_batch  # noqa: PLC0415
-    from phashfleet.worker.broker import make_broker, redis_client  # noqa: PLC0415
-    from phashfleet.job.spec import parse_spec  # noqa: PLC0415
-    from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
-    from phashfleet_operator import handlers  # noqa: F401, PLC0415 - the operator process has kopf and its handlers loaded
-    from phashfleet_operator.config import OperatorConfig  # noqa: PLC0415
-    from phashfleet_operator.engine import JobEngine  # noqa: PLC0415
+    import synthfs
+    from phashfleet.job.spec import parse_spec
+    from phashfleet.state.redis_store import RedisJobStore
+    from phashfleet.worker.actor import send_batch
+    from phashfleet.worker.broker import make_broker, redis_client
+    from phashfleet_operator import handlers  # noqa: F401 - the operator process has kopf and its handlers loaded
+    from phashfleet_operator.config import OperatorConfig
+    from phashfleet_operator.engine import JobEngine
 
     broker = make_broker(redis_client())
     store = RedisJobStore(broker.client)
-    engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), OperatorConfig(),
-                       worker_count=lambda: args.workers)
+    engine = JobEngine(
+        store, lambda jid, bid: send_batch(broker, jid, bid), OperatorConfig(), worker_count=lambda: args.workers
+    )
 
     def spec_for(n: int, batch: int):
         # parse_spec refuses schemes outside its allow-list; the source is swapped in after the checks.
@@ -125,10 +138,16 @@ def main() -> int:
     store.delete(warm_id)
     baseline = memory()
     job_id = f"bench.scale-{args.files}.{uuid.uuid4().hex[:8]}"
-    result = drive(engine, job_id, spec_for(args.files, args.batch_size), interval=args.interval,
-                   timeout=args.timeout)
-    result.update({"job_id": job_id, "warmup_s": warm["seconds"], "baseline_rss": baseline["rss"],
-                   "peak_rss": memory()["peak_rss"], "max_tick_rss": max(t["rss"] for t in result["timeline"])})
+    result = drive(engine, job_id, spec_for(args.files, args.batch_size), interval=args.interval, timeout=args.timeout)
+    result.update(
+        {
+            "job_id": job_id,
+            "warmup_s": warm["seconds"],
+            "baseline_rss": baseline["rss"],
+            "peak_rss": memory()["peak_rss"],
+            "max_tick_rss": max(t["rss"] for t in result["timeline"]),
+        }
+    )
     print(json.dumps(result))
     return 0
 

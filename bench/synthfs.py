@@ -30,7 +30,7 @@ def root_uri(n: int) -> str:
 @lru_cache(maxsize=VARIANTS)
 def tiny_png(variant: int) -> bytes:
     """A 16x16 greyscale PNG with a pattern that depends on `variant`."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     fx, fy = variant % 7 + 1, (variant // 7 + 1) * 5
     pixels = bytes(((x * fx + y * fy) * 17) % 256 for y in range(16) for x in range(16))
@@ -64,8 +64,7 @@ class SyntheticFileSystem(AbstractFileSystem):
 
     def _file_entry(self, n: int, index: int) -> dict:
         folder = index // FILES_PER_DIR
-        return {"name": f"n{n}/d{folder:04d}/f{index:07d}.png", "size": len(tiny_png(index % VARIANTS)),
-                "type": "file"}
+        return {"name": f"n{n}/d{folder:04d}/f{index:07d}.png", "size": len(tiny_png(index % VARIANTS)), "type": "file"}
 
     def ls(self, path: str, detail: bool = True, **kwargs) -> list:
         """The folders of the root, or the files of a folder."""
@@ -73,11 +72,13 @@ class SyntheticFileSystem(AbstractFileSystem):
         if index is not None:
             entries = [self._file_entry(n, index)]
         elif folder is None:
-            entries = [{"name": f"n{n}/d{k:04d}", "size": 0, "type": "directory"}
-                       for k in range(-(-n // FILES_PER_DIR))]
+            entries = [
+                {"name": f"n{n}/d{k:04d}", "size": 0, "type": "directory"} for k in range(-(-n // FILES_PER_DIR))
+            ]
         else:
-            entries = [self._file_entry(n, i)
-                       for i in range(folder * FILES_PER_DIR, min(n, (folder + 1) * FILES_PER_DIR))]
+            entries = [
+                self._file_entry(n, i) for i in range(folder * FILES_PER_DIR, min(n, (folder + 1) * FILES_PER_DIR))
+            ]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs) -> dict:

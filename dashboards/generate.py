@@ -54,8 +54,16 @@ class Layout:
         return panel_id, pos
 
 
-def stat(layout: Layout, title: str, expr: str, unit: str = "short", description: str = "",
-         mappings: list | None = None, thresholds: list | None = None, w: int = 4) -> dict:
+def stat(
+    layout: Layout,
+    title: str,
+    expr: str,
+    unit: str = "short",
+    description: str = "",
+    mappings: list | None = None,
+    thresholds: list | None = None,
+    w: int = 4,
+) -> dict:
     """A single-number panel."""
     panel_id, pos = layout.place(w, 4)
     return {
@@ -74,13 +82,24 @@ def stat(layout: Layout, title: str, expr: str, unit: str = "short", description
             },
             "overrides": [],
         },
-        "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                    "colorMode": "value", "graphMode": "area", "textMode": "auto"},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "area",
+            "textMode": "auto",
+        },
     }
 
 
-def timeseries(layout: Layout, title: str, queries: list[tuple[str, str]], unit: str = "short",
-               description: str = "", w: int = 12, stack: bool = False) -> dict:
+def timeseries(
+    layout: Layout,
+    title: str,
+    queries: list[tuple[str, str]],
+    unit: str = "short",
+    description: str = "",
+    w: int = 12,
+    stack: bool = False,
+) -> dict:
     """A graph panel with one line per query (and per label set)."""
     panel_id, pos = layout.place(w, 8)
     return {
@@ -94,28 +113,55 @@ def timeseries(layout: Layout, title: str, queries: list[tuple[str, str]], unit:
         "fieldConfig": {
             "defaults": {
                 "unit": unit,
-                "custom": {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
-                           "stacking": {"mode": "normal" if stack else "none", "group": "A"}},
+                "custom": {
+                    "drawStyle": "line",
+                    "lineWidth": 1,
+                    "fillOpacity": 10,
+                    "showPoints": "never",
+                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+                },
             },
             "overrides": [],
         },
-        "options": {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
-                    "tooltip": {"mode": "multi", "sort": "desc"}},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
     }
 
 
 def datasource_variable() -> dict:
     """The Prometheus data source picker every query uses."""
-    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-            "current": {}, "hide": 0, "refresh": 1, "options": []}
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "options": [],
+    }
 
 
 def query_variable(name: str, label: str, query: str) -> dict:
     """A variable whose values come from label_values() of a metric."""
-    return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE,
-            "query": {"query": query, "refId": f"{name}-values"}, "definition": query,
-            "current": {}, "hide": 0, "refresh": 2, "sort": 1, "multi": False, "includeAll": False,
-            "options": [], "regex": ""}
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-values"},
+        "definition": query,
+        "current": {},
+        "hide": 0,
+        "refresh": 2,
+        "sort": 1,
+        "multi": False,
+        "includeAll": False,
+        "options": [],
+        "regex": "",
+    }
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict]) -> dict:
@@ -143,64 +189,160 @@ def quantiles(metric: str, by: str = "", scale: str = "") -> list[tuple[str, str
     """p50/p90/p99 queries of a histogram."""
     group = f"le, {by}" if by else "le"
     legend_by = f" {{{{{by}}}}}" if by else ""
-    return [(f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket[{RATE}]))){scale}", f"p{int(q * 100)}{legend_by}")
-            for q in (0.5, 0.9, 0.99)]
+    return [
+        (
+            f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket[{RATE}]))){scale}",
+            f"p{int(q * 100)}{legend_by}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
 
 
 def fleet_overview() -> dict:
     """Throughput, backlog, workers desired vs current, latency percentiles, failures by reason."""
     lay = Layout()
-    up_down = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
-    panels = [
-        stat(lay, "Files/s", f"sum(rate(phashfleet_files_processed_total[{RATE}]))", "ops",
-             "Files hashed, failed or skipped per second, all jobs."),
-        stat(lay, "Queue backlog", "sum(phashfleet_queue_backlog)", "short", "Messages waiting in the broker."),
-        stat(lay, "Workers ready", "max(phashfleet_worker_replicas_current)", "short",
-             "Worker replicas the Deployment reports ready."),
-        stat(lay, "Workers wanted", "max(phashfleet_worker_replicas_desired)", "short",
-             "Worker replicas the autoscaler asks for."),
-        stat(lay, "Jobs running", 'sum(phashfleet_jobs{phase="Running"})', "short", "PhashJobs in phase Running."),
-        stat(lay, "Redis", "max(phashfleet_redis_up)", "short", "Whether the operator reaches Redis.",
-             mappings=up_down, thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}]),
-        timeseries(lay, "Throughput by result", [
-            (f"sum by (result) (rate(phashfleet_files_processed_total[{RATE}]))", "{{result}}")],
-            "ops", "Files per second by result (ok, failed, skipped).", stack=True),
-        timeseries(lay, "Backlog and in-flight batches", [
-            ("sum by (queue) (phashfleet_queue_backlog)", "queued {{queue}}"),
-            ("sum(phashfleet_inflight_batches)", "handed out, not done"),
-            ("sum(phashfleet_worker_inflight_batches)", "being hashed")],
-            "short", "Batches waiting in the broker, handed out by the operator, and being hashed by workers."),
-        timeseries(lay, "Workers: wanted vs ready", [
-            ("max(phashfleet_worker_replicas_desired)", "wanted"),
-            ("max(phashfleet_worker_replicas_current)", "ready")],
-            "short", "What the autoscaler asks for against what the Deployment has ready."),
-        timeseries(lay, "Hash latency", quantiles("phashfleet_hash_duration_seconds"), "s",
-                   "Time to read, decode and hash one file: p50, p90, p99."),
-        timeseries(lay, "Failures by reason", [
-            (f"sum by (result, reason) (rate(phashfleet_file_failures_total[{RATE}]))", "{{result}}: {{reason}}")],
-            "ops", "Failed and skipped files per second by reason code.", stack=True),
-        timeseries(lay, "Bytes read", [(f"sum(rate(phashfleet_bytes_read_total[{RATE}]))", "read")],
-                   "Bps", "Source bytes workers read per second."),
-        timeseries(lay, "Dramatiq messages", [
-            (f"sum(rate(dramatiq_messages_total[{RATE}]))", "processed"),
-            (f"sum(rate(dramatiq_message_errors_total[{RATE}]))", "errored"),
-            (f"sum(rate(dramatiq_message_retries_total[{RATE}]))", "retried"),
-            (f"sum(rate(dramatiq_message_rejects_total[{RATE}]))", "dead-lettered")],
-            "ops", "Messages per second as Dramatiq's own middleware counts them."),
-        timeseries(lay, "Dramatiq message duration", quantiles("dramatiq_message_duration_milliseconds", scale=" / 1000"),
-                   "s", "Time to process one batch message: p50, p90, p99."),
-        timeseries(lay, "Reconcile errors", [
-            (f"sum by (handler) (rate(phashfleet_reconcile_errors_total[{RATE}]))", "{{handler}}")],
-            "ops", "Operator handler runs that raised, per second."),
-        timeseries(lay, "Reconcile duration p99", [
-            (f"histogram_quantile(0.99, sum by (le, handler) (rate(phashfleet_reconcile_duration_seconds_bucket[{RATE}])))",
-             "{{handler}}")], "s", "Operator handler run time, p99."),
-        timeseries(lay, "Jobs by phase", [("sum by (phase) (phashfleet_jobs)", "{{phase}}")], "short",
-                   "PhashJobs known to the operator, by phase.", w=24, stack=True),
+    up_down = [
+        {"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}
     ]
-    return dashboard("phash-fleet-overview", "phash-fleet / Fleet overview",
-                     "Throughput, backlog, workers, latency and failures of the whole fleet.",
-                     panels, [datasource_variable()])
+    panels = [
+        stat(
+            lay,
+            "Files/s",
+            f"sum(rate(phashfleet_files_processed_total[{RATE}]))",
+            "ops",
+            "Files hashed, failed or skipped per second, all jobs.",
+        ),
+        stat(lay, "Queue backlog", "sum(phashfleet_queue_backlog)", "short", "Messages waiting in the broker."),
+        stat(
+            lay,
+            "Workers ready",
+            "max(phashfleet_worker_replicas_current)",
+            "short",
+            "Worker replicas the Deployment reports ready.",
+        ),
+        stat(
+            lay,
+            "Workers wanted",
+            "max(phashfleet_worker_replicas_desired)",
+            "short",
+            "Worker replicas the autoscaler asks for.",
+        ),
+        stat(lay, "Jobs running", 'sum(phashfleet_jobs{phase="Running"})', "short", "PhashJobs in phase Running."),
+        stat(
+            lay,
+            "Redis",
+            "max(phashfleet_redis_up)",
+            "short",
+            "Whether the operator reaches Redis.",
+            mappings=up_down,
+            thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+        ),
+        timeseries(
+            lay,
+            "Throughput by result",
+            [(f"sum by (result) (rate(phashfleet_files_processed_total[{RATE}]))", "{{result}}")],
+            "ops",
+            "Files per second by result (ok, failed, skipped).",
+            stack=True,
+        ),
+        timeseries(
+            lay,
+            "Backlog and in-flight batches",
+            [
+                ("sum by (queue) (phashfleet_queue_backlog)", "queued {{queue}}"),
+                ("sum(phashfleet_inflight_batches)", "handed out, not done"),
+                ("sum(phashfleet_worker_inflight_batches)", "being hashed"),
+            ],
+            "short",
+            "Batches waiting in the broker, handed out by the operator, and being hashed by workers.",
+        ),
+        timeseries(
+            lay,
+            "Workers: wanted vs ready",
+            [
+                ("max(phashfleet_worker_replicas_desired)", "wanted"),
+                ("max(phashfleet_worker_replicas_current)", "ready"),
+            ],
+            "short",
+            "What the autoscaler asks for against what the Deployment has ready.",
+        ),
+        timeseries(
+            lay,
+            "Hash latency",
+            quantiles("phashfleet_hash_duration_seconds"),
+            "s",
+            "Time to read, decode and hash one file: p50, p90, p99.",
+        ),
+        timeseries(
+            lay,
+            "Failures by reason",
+            [(f"sum by (result, reason) (rate(phashfleet_file_failures_total[{RATE}]))", "{{result}}: {{reason}}")],
+            "ops",
+            "Failed and skipped files per second by reason code.",
+            stack=True,
+        ),
+        timeseries(
+            lay,
+            "Bytes read",
+            [(f"sum(rate(phashfleet_bytes_read_total[{RATE}]))", "read")],
+            "Bps",
+            "Source bytes workers read per second.",
+        ),
+        timeseries(
+            lay,
+            "Dramatiq messages",
+            [
+                (f"sum(rate(dramatiq_messages_total[{RATE}]))", "processed"),
+                (f"sum(rate(dramatiq_message_errors_total[{RATE}]))", "errored"),
+                (f"sum(rate(dramatiq_message_retries_total[{RATE}]))", "retried"),
+                (f"sum(rate(dramatiq_message_rejects_total[{RATE}]))", "dead-lettered"),
+            ],
+            "ops",
+            "Messages per second as Dramatiq's own middleware counts them.",
+        ),
+        timeseries(
+            lay,
+            "Dramatiq message duration",
+            quantiles("dramatiq_message_duration_milliseconds", scale=" / 1000"),
+            "s",
+            "Time to process one batch message: p50, p90, p99.",
+        ),
+        timeseries(
+            lay,
+            "Reconcile errors",
+            [(f"sum by (handler) (rate(phashfleet_reconcile_errors_total[{RATE}]))", "{{handler}}")],
+            "ops",
+            "Operator handler runs that raised, per second.",
+        ),
+        timeseries(
+            lay,
+            "Reconcile duration p99",
+            [
+                (
+                    f"histogram_quantile(0.99, sum by (le, handler) (rate(phashfleet_reconcile_duration_seconds_bucket[{RATE}])))",
+                    "{{handler}}",
+                )
+            ],
+            "s",
+            "Operator handler run time, p99.",
+        ),
+        timeseries(
+            lay,
+            "Jobs by phase",
+            [("sum by (phase) (phashfleet_jobs)", "{{phase}}")],
+            "short",
+            "PhashJobs known to the operator, by phase.",
+            w=24,
+            stack=True,
+        ),
+    ]
+    return dashboard(
+        "phash-fleet-overview",
+        "phash-fleet / Fleet overview",
+        "Throughput, backlog, workers, latency and failures of the whole fleet.",
+        panels,
+        [datasource_variable()],
+    )
 
 
 def per_job() -> dict:
@@ -211,39 +353,99 @@ def per_job() -> dict:
     wsel = 'job="$namespace.$job"'
     files = f"phashfleet_files_processed_total{{{wsel}}}"
     rate = f"sum(rate({files}[{RATE}]))"
-    remaining = (f'max(phashfleet_job_files{{{sel}, state="total"}})'
-                 f' - sum(phashfleet_job_files{{{sel}, state=~"succeeded|failed|skipped"}})')
+    remaining = (
+        f'max(phashfleet_job_files{{{sel}, state="total"}})'
+        f' - sum(phashfleet_job_files{{{sel}, state=~"succeeded|failed|skipped"}})'
+    )
     panels = [
-        stat(lay, "Progress", f"max(phashfleet_job_progress_ratio{{{sel}}})", "percentunit", "Share of the job's files done."),
+        stat(
+            lay,
+            "Progress",
+            f"max(phashfleet_job_progress_ratio{{{sel}}})",
+            "percentunit",
+            "Share of the job's files done.",
+        ),
         stat(lay, "Rate", rate, "ops", "Files per second over the rate interval."),
         stat(lay, "ETA", f"({remaining}) / {rate}", "s", "Files left divided by the current rate."),
         stat(lay, "Succeeded", f'max(phashfleet_job_files{{{sel}, state="succeeded"}})', "short", "Files hashed."),
-        stat(lay, "Failed", f'max(phashfleet_job_files{{{sel}, state="failed"}})', "short",
-             "Unreadable, corrupt or timed out after retries.",
-             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
-        stat(lay, "Skipped", f'max(phashfleet_job_files{{{sel}, state="skipped"}})', "short", "Not an image.",
-             thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}]),
-        timeseries(lay, "Progress", [(f"max(phashfleet_job_progress_ratio{{{sel}}})", "progress")], "percentunit",
-                   "Share of the job's files done over time."),
-        timeseries(lay, "Rate by result", [(f"sum by (result) (rate({files}[{RATE}]))", "{{result}}")], "ops",
-                   "Files per second by result.", stack=True),
-        timeseries(lay, "Files by state", [(f"max by (state) (phashfleet_job_files{{{sel}}})", "{{state}}")], "short",
-                   "Total, succeeded, failed and skipped counts as the operator last counted them."),
-        timeseries(lay, "Failed and skipped by reason", [
-            (f"sum by (result, reason) (increase(phashfleet_file_failures_total{{{wsel}}}[{RATE}]))",
-             "{{result}}: {{reason}}")], "short", "Failed and skipped files per interval, by reason code.", stack=True),
-        timeseries(lay, "In-flight batches", [(f"sum(phashfleet_inflight_batches{{{sel}}})", "handed out")], "short",
-                   "Batches of this job handed out and not yet done."),
-        timeseries(lay, "Bytes read", [(f"sum(rate(phashfleet_bytes_read_total{{{wsel}}}[{RATE}]))", "read")], "Bps",
-                   "Source bytes of this job read per second."),
+        stat(
+            lay,
+            "Failed",
+            f'max(phashfleet_job_files{{{sel}, state="failed"}})',
+            "short",
+            "Unreadable, corrupt or timed out after retries.",
+            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}],
+        ),
+        stat(
+            lay,
+            "Skipped",
+            f'max(phashfleet_job_files{{{sel}, state="skipped"}})',
+            "short",
+            "Not an image.",
+            thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        ),
+        timeseries(
+            lay,
+            "Progress",
+            [(f"max(phashfleet_job_progress_ratio{{{sel}}})", "progress")],
+            "percentunit",
+            "Share of the job's files done over time.",
+        ),
+        timeseries(
+            lay,
+            "Rate by result",
+            [(f"sum by (result) (rate({files}[{RATE}]))", "{{result}}")],
+            "ops",
+            "Files per second by result.",
+            stack=True,
+        ),
+        timeseries(
+            lay,
+            "Files by state",
+            [(f"max by (state) (phashfleet_job_files{{{sel}}})", "{{state}}")],
+            "short",
+            "Total, succeeded, failed and skipped counts as the operator last counted them.",
+        ),
+        timeseries(
+            lay,
+            "Failed and skipped by reason",
+            [
+                (
+                    f"sum by (result, reason) (increase(phashfleet_file_failures_total{{{wsel}}}[{RATE}]))",
+                    "{{result}}: {{reason}}",
+                )
+            ],
+            "short",
+            "Failed and skipped files per interval, by reason code.",
+            stack=True,
+        ),
+        timeseries(
+            lay,
+            "In-flight batches",
+            [(f"sum(phashfleet_inflight_batches{{{sel}}})", "handed out")],
+            "short",
+            "Batches of this job handed out and not yet done.",
+        ),
+        timeseries(
+            lay,
+            "Bytes read",
+            [(f"sum(rate(phashfleet_bytes_read_total{{{wsel}}}[{RATE}]))", "read")],
+            "Bps",
+            "Source bytes of this job read per second.",
+        ),
     ]
     variables = [
         datasource_variable(),
         query_variable("namespace", "Namespace", "label_values(phashfleet_job_progress_ratio, namespace)"),
         query_variable("job", "PhashJob", 'label_values(phashfleet_job_progress_ratio{namespace="$namespace"}, job)'),
     ]
-    return dashboard("phash-fleet-job", "phash-fleet / PhashJob",
-                     "Progress, rate, ETA and failures of one PhashJob.", panels, variables)
+    return dashboard(
+        "phash-fleet-job",
+        "phash-fleet / PhashJob",
+        "Progress, rate, ETA and failures of one PhashJob.",
+        panels,
+        variables,
+    )
 
 
 DASHBOARDS = {"fleet-overview.json": fleet_overview, "phash-job.json": per_job}

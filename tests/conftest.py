@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci import missing
 from harness import tools
+from harness.ci import missing
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
 from harness.podrunner import PodRunner
@@ -46,7 +46,7 @@ def pytest_report_header(config):
 
 def pytest_sessionfinish(session, exitstatus):
     """No server or worker started by the harness outlives the test session."""
-    from harness.process import kill_all_started  # noqa: PLC0415
+    from harness.process import kill_all_started
 
     kill_all_started()
 
@@ -65,8 +65,7 @@ def control_plane(workdir) -> ControlPlane:
     plane = ControlPlane(workdir / "cluster").start()
     try:
         plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                      "crd/phashjobs.phashfleet.io")
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/phashjobs.phashfleet.io")
         yield plane
     finally:
         plane.stop()
@@ -105,8 +104,9 @@ def pod_runner(control_plane, workdir):
     runners: list[PodRunner] = []
 
     def start(namespace: str, deployment: str, **kwargs) -> PodRunner:
-        runner = PodRunner(control_plane.api_client(), namespace, deployment,
-                           workdir / "pods" / f"{namespace}-{deployment}", **kwargs).start()
+        runner = PodRunner(
+            control_plane.api_client(), namespace, deployment, workdir / "pods" / f"{namespace}-{deployment}", **kwargs
+        ).start()
         runners.append(runner)
         return runner
 
@@ -120,10 +120,22 @@ def operator(control_plane, workdir):
     """Factory: `operator(namespace, env=..., name=...)` runs `phashfleet operator` as a process."""
     procs: list[OperatorProcess] = []
 
-    def start(namespace: str | None, *, env: dict[str, str] | None = None, name: str = "operator",
-              kubeconfig: Path | None = None, args: tuple[str, ...] = ()) -> OperatorProcess:
-        proc = OperatorProcess(f"{name}-{namespace or 'all'}", kubeconfig or control_plane.kubeconfig,
-                               workdir / "operators", namespace=namespace, env=env, args=args)
+    def start(
+        namespace: str | None,
+        *,
+        env: dict[str, str] | None = None,
+        name: str = "operator",
+        kubeconfig: Path | None = None,
+        args: tuple[str, ...] = (),
+    ) -> OperatorProcess:
+        proc = OperatorProcess(
+            f"{name}-{namespace or 'all'}",
+            kubeconfig or control_plane.kubeconfig,
+            workdir / "operators",
+            namespace=namespace,
+            env=env,
+            args=args,
+        )
         proc.start()
         procs.append(proc)
         wait_for(lambda: _healthy(proc), timeout=60, what=f"{proc.name} liveness endpoint")
@@ -135,7 +147,7 @@ def operator(control_plane, workdir):
 
 
 def _healthy(proc: OperatorProcess) -> bool:
-    import urllib.request  # noqa: PLC0415
+    import urllib.request
 
     if not proc.alive:
         raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")

@@ -10,7 +10,8 @@ URL = os.environ["BENCH_REDIS_URL"]
 # With redis-py 8 an idle BRPOP hits the default socket timeout and the worker dies (an open
 # taskiq-redis issue); no socket timeout keeps idle workers alive.
 broker = ListQueueBroker(URL, queue_name="phashbench", socket_timeout=None).with_result_backend(
-    RedisAsyncResultBackend(URL, socket_timeout=None))
+    RedisAsyncResultBackend(URL, socket_timeout=None)
+)
 
 
 @broker.task(task_name="phash")

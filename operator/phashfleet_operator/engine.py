@@ -5,23 +5,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import redis
 
 from phashfleet import metrics
-
-from phashfleet.state import keys
+from phashfleet.files.listing import SourceError, SourceNetworkError
+from phashfleet.files.outputs import OutputError
 from phashfleet.job.dispatch import (
-    ListingCursor, count_files, dispatch_tick, drop_inflight, job_window, queue_grace_for, resend_overdue,
+    ListingCursor,
+    count_files,
+    dispatch_tick,
+    drop_inflight,
+    job_window,
+    queue_grace_for,
+    resend_overdue,
 )
 from phashfleet.job.finish import finish_job, output_problem
 from phashfleet.job.spec import JobSpec
-from phashfleet.logs import about
-from phashfleet.files.outputs import OutputError
-from phashfleet.files.listing import SourceError, SourceNetworkError
 from phashfleet.job.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
+from phashfleet.logs import about
+from phashfleet.state import keys
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
 
@@ -64,8 +70,14 @@ def _about(job_id: str) -> dict[str, Any]:
 class JobEngine:
     """Runs job ticks against a store; thread-safe, since kopf runs sync handlers in a thread pool."""
 
-    def __init__(self, store, send: Send, config: OperatorConfig, worker_count: Callable[[], int],
-                 ready_workers: Callable[[], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        store,
+        send: Send,
+        config: OperatorConfig,
+        worker_count: Callable[[], int],
+        ready_workers: Callable[[], int | None] | None = None,
+    ) -> None:
         self.store = store
         self.send = send
         self.config = config
@@ -105,8 +117,7 @@ class JobEngine:
         capacity = max(2, workers * self.config.queue_per_worker)
         return grant(memory.rank, waiting, queued, capacity)
 
-    def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0
-             ) -> dict[str, Any]:
+    def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0) -> dict[str, Any]:
         """Advance one job and return its new status (the caller patches only what changed).
 
         Raises Unavailable when the source or Redis cannot be reached: the caller writes its status and
@@ -116,18 +127,21 @@ class JobEngine:
         try:
             new = self._advance(job_id, spec, status, emit, memory)
         except SourceNetworkError as exc:
-            raise self._unavailable(memory, status, "SourceUnavailable", f"the source cannot be listed: {exc}",
-                                    emit, retry) from exc
+            raise self._unavailable(
+                memory, status, "SourceUnavailable", f"the source cannot be listed: {exc}", emit, retry
+            ) from exc
         except redis.RedisError as exc:
-            raise self._unavailable(memory, status, "RedisUnavailable", f"Redis cannot be reached: {exc}",
-                                    emit, retry) from exc
+            raise self._unavailable(
+                memory, status, "RedisUnavailable", f"Redis cannot be reached: {exc}", emit, retry
+            ) from exc
         if memory.unavailable:
             emit("Normal", "Recovered", f"{memory.unavailable} is over; the job goes on")
             memory.unavailable = None
         return new
 
-    def _unavailable(self, memory: JobMemory, status: dict[str, Any], reason: str, what: str, emit: Emit,
-                     retry: int) -> Unavailable:
+    def _unavailable(
+        self, memory: JobMemory, status: dict[str, Any], reason: str, what: str, emit: Emit, retry: int
+    ) -> Unavailable:
         delay = retry_delay(retry)
         message = f"{what}; retrying in {delay:g} s (retry {retry + 1})"
         if memory.unavailable != reason:
@@ -137,8 +151,9 @@ class JobEngine:
         new = {"phase": phase, "conditions": conditions(phase, reason, message, status.get("conditions"), now_iso())}
         return Unavailable(message, new, delay)
 
-    def _advance(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory
-                 ) -> dict[str, Any]:
+    def _advance(
+        self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory
+    ) -> dict[str, Any]:
         previous_phase = status.get("phase")
         exists = self.store.snapshot(job_id).exists
         if previous_phase in ("Running", "Suspended") and not exists:
@@ -160,10 +175,18 @@ class JobEngine:
         else:
             workers = self.worker_count()
             try:
-                dispatch_tick(self.store, job_id, spec, memory.cursor, self.send, now=now,
-                              room=self._room(job_id, memory, workers),
-                              window=job_window(workers, self.config.job_window),
-                              queue_grace=queue_grace_for(self.store.queue_length()), workers=workers)
+                dispatch_tick(
+                    self.store,
+                    job_id,
+                    spec,
+                    memory.cursor,
+                    self.send,
+                    now=now,
+                    room=self._room(job_id, memory, workers),
+                    window=job_window(workers, self.config.job_window),
+                    queue_grace=queue_grace_for(self.store.queue_length()),
+                    workers=workers,
+                )
             except SourceNetworkError:
                 raise
             except SourceError as exc:
@@ -187,10 +210,24 @@ class JobEngine:
             extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
-            log.info("finished %s (%s): %d of %d ok, %d failed, %d skipped", phase, reason, snap.ok, snap.total,
-                     snap.failed, snap.skipped, extra={**_about(job_id), "phase": phase, "reason": reason,
-                                                       "total": snap.total, "ok": snap.ok, "failed": snap.failed,
-                                                       "skipped": snap.skipped})
+            log.info(
+                "finished %s (%s): %d of %d ok, %d failed, %d skipped",
+                phase,
+                reason,
+                snap.ok,
+                snap.total,
+                snap.failed,
+                snap.skipped,
+                extra={
+                    **_about(job_id),
+                    "phase": phase,
+                    "reason": reason,
+                    "total": snap.total,
+                    "ok": snap.ok,
+                    "failed": snap.failed,
+                    "skipped": snap.skipped,
+                },
+            )
             if phase == "Succeeded":
                 emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
             else:
@@ -200,8 +237,16 @@ class JobEngine:
         elif phase == "Running" and previous_phase == "Suspended":
             emit("Normal", "Resumed", "spec.suspend is false; handing out batches again")
         rate = memory.rate.update(snap.done_files)
-        new = job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
-                         failures=failures, previous=status, extra=extra)
+        new = job_status(
+            snap,
+            phase=phase,
+            reason=reason,
+            message=message,
+            rate=rate,
+            failures=failures,
+            previous=status,
+            extra=extra,
+        )
         self._export(job_id, snap, phase)
         return new
 
@@ -210,8 +255,7 @@ class JobEngine:
         ready = self.ready_workers() if self.ready_workers else None
         progressed = snap.done_files != memory.last_done
         memory.last_done = snap.done_files
-        memory.no_workers_since = no_workers_since(memory.no_workers_since, ready=ready, progressed=progressed,
-                                                   now=now)
+        memory.no_workers_since = no_workers_since(memory.no_workers_since, ready=ready, progressed=progressed, now=now)
         if memory.no_workers_since is None:
             if memory.no_workers_warned:
                 emit("Normal", "WorkersRunning", "workers are running again; batches are being hashed")
@@ -220,9 +264,11 @@ class JobEngine:
         waited = now - memory.no_workers_since
         if waited < self.config.no_workers_seconds:
             return None
-        message = (f"no worker has been running for {waited:.0f} s while "
-                   f"{backlog_batches(snap, spec.batch_size)} batches wait: check the worker Deployment "
-                   f"{self.config.worker_deployment!r} and its pods")
+        message = (
+            f"no worker has been running for {waited:.0f} s while "
+            f"{backlog_batches(snap, spec.batch_size)} batches wait: check the worker Deployment "
+            f"{self.config.worker_deployment!r} and its pods"
+        )
         if not memory.no_workers_warned:
             emit("Warning", "NoWorkers", message)
             memory.no_workers_warned = True
@@ -245,7 +291,7 @@ class JobEngine:
     def _export(self, job_id: str, snap, phase: str) -> None:
         with self._lock:
             self.phases[job_id] = phase
-            by_phase = {p: 0 for p in ("Pending", "Running", "Suspended", "Succeeded", "Failed")}
+            by_phase = dict.fromkeys(("Pending", "Running", "Suspended", "Succeeded", "Failed"), 0)
             for known in self.phases.values():
                 by_phase[known] += 1
         for known, count in by_phase.items():
@@ -253,6 +299,10 @@ class JobEngine:
         namespace, name = job_id.split(".")[:2]
         metrics.JOB_PROGRESS.labels(namespace, name).set(snap.done_files / snap.total if snap.total else 1.0)
         metrics.INFLIGHT_BATCHES.labels(namespace, name).set(snap.inflight)
-        for state, value in (("total", snap.total), ("succeeded", snap.ok), ("failed", snap.failed),
-                             ("skipped", snap.skipped)):
+        for state, value in (
+            ("total", snap.total),
+            ("succeeded", snap.ok),
+            ("failed", snap.failed),
+            ("skipped", snap.skipped),
+        ):
             metrics.JOB_FILES.labels(namespace, name, state).set(value)

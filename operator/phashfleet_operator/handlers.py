@@ -14,13 +14,12 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from phashfleet import metrics
-
-from phashfleet.state import keys
-from phashfleet.logs import about
 from phashfleet.job.spec import SpecError, parse_spec
 from phashfleet.job.status import conditions, now_iso
-from phashfleet_operator.kube import patch_status, post_event
+from phashfleet.logs import about
+from phashfleet.state import keys
 from phashfleet_operator.engine import Unavailable
+from phashfleet_operator.kube import patch_status, post_event
 from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id, retry_delay
 from phashfleet_operator.runtime import RUNTIME
 
@@ -36,17 +35,24 @@ def _emit(body) -> Any:
     where = about(meta.get("namespace"), meta.get("name"))
 
     def emit(kind: str, reason: str, message: str) -> None:
-        log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s: %s", reason, message,
-                extra={**where, "reason": reason})
+        log.log(
+            logging.WARNING if kind == "Warning" else logging.INFO,
+            "%s: %s",
+            reason,
+            message,
+            extra={**where, "reason": reason},
+        )
         try:
             post_event(body, kind, reason, message)
         except Exception as exc:  # noqa: BLE001 - an Event is information; never fail a reconcile for it
             log.warning("could not post %s event: %s", reason, exc, extra=where)
+
     return emit
 
 
 def _timed(handler: str):
     """Count errors and time every run of a handler."""
+
     def wrap(fn):
         @functools.wraps(fn)  # kopf names the handler (logs, progress annotations) after its __qualname__
         def run(*args, **kwargs):
@@ -58,7 +64,9 @@ def _timed(handler: str):
                 raise
             finally:
                 metrics.RECONCILE_DURATION.labels(handler).observe(time.perf_counter() - started)
+
         return run
+
     return wrap
 
 
@@ -84,9 +92,13 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
     try:
         job = parse_spec(dict(spec))
     except SpecError as exc:
-        patch.status.update({"phase": "Failed", "completionTime": now_iso(),
-                             "conditions": conditions("Failed", "InvalidSpec", str(exc), status.get("conditions"),
-                                                      now_iso())})
+        patch.status.update(
+            {
+                "phase": "Failed",
+                "completionTime": now_iso(),
+                "conditions": conditions("Failed", "InvalidSpec", str(exc), status.get("conditions"), now_iso()),
+            }
+        )
         _emit(body)("Warning", "Failed", str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     if not status.get("phase"):
@@ -95,8 +107,15 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
     RUNTIME.engine.forget(job_id(namespace, name, uid))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=1.0, initial_delay=0.2, backoff=2.0,
-            when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None))
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=1.0,
+    initial_delay=0.2,
+    backoff=2.0,
+    when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None),
+)
 @_timed("tick")
 def tick(spec, status, namespace, name, uid, body, meta, retry=0, **_) -> None:
     """About once a second: hand out batches, fold counts, write status (only what changed).
@@ -122,8 +141,9 @@ def _write_status(status, new: dict[str, Any], namespace: str, name: str, meta, 
     except ApiException as exc:
         if exc.status not in TRANSIENT_API_STATUSES:
             raise
-        raise kopf.TemporaryError(f"the apiserver refused the status for now: {exc.status} {exc.reason}",
-                                  delay=retry_delay(retry)) from exc
+        raise kopf.TemporaryError(
+            f"the apiserver refused the status for now: {exc.status} {exc.reason}", delay=retry_delay(retry)
+        ) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise kopf.TemporaryError(f"cannot reach the apiserver: {exc}", delay=retry_delay(retry)) from exc
 
@@ -137,8 +157,9 @@ def delete(namespace, name, uid, retry=0, **_) -> None:
     try:
         RUNTIME.store.delete(jid)
     except redis.RedisError as exc:
-        raise kopf.TemporaryError(f"Redis cannot be reached to delete the job's state: {exc}",
-                                  delay=retry_delay(retry)) from exc
+        raise kopf.TemporaryError(
+            f"Redis cannot be reached to delete the job's state: {exc}", delay=retry_delay(retry)
+        ) from exc
 
 
 # A failing probe must answer /healthz at once: with kopf's default retry the request waits 60 s, so a
@@ -158,10 +179,16 @@ def autoscale_once(state: dict[str, Any]) -> int | None:
     spec_replicas, ready = current
     metrics.WORKER_REPLICAS_CURRENT.set(ready)
     cfg = RUNTIME.config
-    decision = desired_replicas(RUNTIME.engine.backlog(), current=spec_replicas, per_worker=cfg.batches_per_worker,
-                                minimum=cfg.min_replicas, maximum=cfg.max_replicas,
-                                idle_since=state.get("idle_since"), now=time.monotonic(),
-                                cooldown=cfg.idle_cooldown_seconds)
+    decision = desired_replicas(
+        RUNTIME.engine.backlog(),
+        current=spec_replicas,
+        per_worker=cfg.batches_per_worker,
+        minimum=cfg.min_replicas,
+        maximum=cfg.max_replicas,
+        idle_since=state.get("idle_since"),
+        now=time.monotonic(),
+        cooldown=cfg.idle_cooldown_seconds,
+    )
     state["idle_since"] = decision.idle_since
     metrics.WORKER_REPLICAS_DESIRED.set(decision.replicas)
     metrics.QUEUE_BACKLOG.labels(keys.queue()).set(RUNTIME.store.queue_length())

@@ -42,8 +42,9 @@ class WorkerScale:
         Every read also refreshes `fleet_size`, so the autoscaler's reads serve the dispatcher too.
         """
         try:
-            scale = self.apps.read_namespaced_deployment_scale(self.name, self.namespace,
-                                                               _request_timeout=REQUEST_TIMEOUT)
+            scale = self.apps.read_namespaced_deployment_scale(
+                self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+            )
         except ApiException as exc:
             if exc.status == 404:
                 self._size, self._size_read_at = 1, time.monotonic()
@@ -79,8 +80,9 @@ class WorkerScale:
 
     def set(self, replicas: int) -> None:
         """Patch spec.replicas."""
-        self.apps.patch_namespaced_deployment_scale(self.name, self.namespace, {"spec": {"replicas": replicas}},
-                                                    _request_timeout=REQUEST_TIMEOUT)
+        self.apps.patch_namespaced_deployment_scale(
+            self.name, self.namespace, {"spec": {"replicas": replicas}}, _request_timeout=REQUEST_TIMEOUT
+        )
 
 
 def patch_status(group: str, version: str, plural: str, namespace: str, name: str, changes: dict) -> bool:
@@ -92,8 +94,15 @@ def patch_status(group: str, version: str, plural: str, namespace: str, name: st
     """
     try:
         client.CustomObjectsApi().patch_namespaced_custom_object_status(
-            group, version, namespace, plural, name, {"status": changes},
-            _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT)
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            {"status": changes},
+            _content_type="application/merge-patch+json",
+            _request_timeout=REQUEST_TIMEOUT,
+        )
     except ApiException as exc:
         if exc.status == 404:
             return False
@@ -103,16 +112,27 @@ def patch_status(group: str, version: str, plural: str, namespace: str, name: st
 
 def post_event(body, kind: str, reason: str, message: str) -> None:
     """Create a core/v1 Event about a PhashJob (Normal or Warning)."""
-    import datetime as dt  # noqa: PLC0415
-    import secrets  # noqa: PLC0415
+    import datetime as dt
+    import secrets
 
     meta = body["metadata"]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     event = client.CoreV1Event(
         metadata=client.V1ObjectMeta(name=f"{meta['name']}.{secrets.token_hex(6)}", namespace=meta["namespace"]),
-        involved_object=client.V1ObjectReference(api_version=body["apiVersion"], kind=body["kind"],
-                                                 name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
-        reason=reason, message=message[:1024], type=kind, first_timestamp=now, last_timestamp=now, count=1,
-        source=client.V1EventSource(component="phash-fleet-operator"), reporting_component="phash-fleet-operator",
+        involved_object=client.V1ObjectReference(
+            api_version=body["apiVersion"],
+            kind=body["kind"],
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+        ),
+        reason=reason,
+        message=message[:1024],
+        type=kind,
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+        source=client.V1EventSource(component="phash-fleet-operator"),
+        reporting_component="phash-fleet-operator",
     )
     client.CoreV1Api().create_namespaced_event(meta["namespace"], event)

@@ -11,9 +11,9 @@ from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
 
 from phashfleet import metrics
+from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.worker.actor import send_batch
 from phashfleet.worker.broker import RedisNotConfigured, make_broker
-from phashfleet.state.redis_store import RedisJobStore
 from phashfleet_operator import handlers, preflight  # handlers: registers the kopf handlers
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine
@@ -27,8 +27,11 @@ class _QuietTimers(logging.Filter):
     """kopf says "Timer 'tick' succeeded." at INFO every second for every job: that is debug detail here."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and str(record.msg).startswith("Timer ") and \
-                str(record.msg).endswith(" succeeded."):
+        if (
+            record.levelno == logging.INFO
+            and str(record.msg).startswith("Timer ")
+            and str(record.msg).endswith(" succeeded.")
+        ):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True
@@ -53,8 +56,15 @@ def _housekeeping(stop: threading.Event, redis_up: bool) -> None:
             log.warning("autoscaler step failed: %s", exc)
 
 
-def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, health_port: int,
-        peering: str | None, priority: int) -> None:
+def run(
+    *,
+    kubeconfig: str | None,
+    namespace: str | None,
+    metrics_port: int,
+    health_port: int,
+    peering: str | None,
+    priority: int,
+) -> None:
     """Run until stopped by a signal; a configuration that cannot work exits 1 with one log line saying why."""
     try:
         load_config(kubeconfig)
@@ -74,16 +84,20 @@ def run(*, kubeconfig: str | None, namespace: str | None, metrics_port: int, hea
     scale = workers if config.autoscaling == "operator" else None
     RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
     RUNTIME.namespaced = namespace is not None
-    RUNTIME.engine = JobEngine(store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size,
-                               ready_workers=workers.ready)
+    RUNTIME.engine = JobEngine(
+        store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size, ready_workers=workers.ready
+    )
     start_http_server(metrics_port)
     redis_up = preflight.warn_at_startup(config, workers, store.client)
     stop = threading.Event()
     threading.Thread(target=_housekeeping, args=(stop, redis_up), name="housekeeping", daemon=True).start()
     try:
         kopf.run(
-            standalone=peering is None, peering_name=peering, priority=priority,
-            namespaces=[namespace] if namespace else [], clusterwide=namespace is None,
+            standalone=peering is None,
+            peering_name=peering,
+            priority=priority,
+            namespaces=[namespace] if namespace else [],
+            clusterwide=namespace is None,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
         )
     finally:

@@ -38,16 +38,19 @@ def worker_problem(workers) -> str | None:
         reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else str(exc)
         return f"the worker Deployment {workers.namespace}/{workers.name} cannot be read ({reason})"
     if found is None:
-        return (f"the worker Deployment {workers.namespace}/{workers.name} does not exist: jobs wait for workers "
-                "(set PHASHFLEET_WORKER_DEPLOYMENT/PHASHFLEET_WORKER_NAMESPACE)")
+        return (
+            f"the worker Deployment {workers.namespace}/{workers.name} does not exist: jobs wait for workers "
+            "(set PHASHFLEET_WORKER_DEPLOYMENT/PHASHFLEET_WORKER_NAMESPACE)"
+        )
     return None
 
 
 def warn_at_startup(config: OperatorConfig, workers, client: redis.Redis) -> bool:
     """Log a warning for each thing that will keep jobs from running; return whether Redis answered."""
     if not config.allowed_roots:
-        log.warning("%s is empty: every job with a local (file://) source will fail with SourceOutsideRoots",
-                    ALLOWED_ROOTS_ENV)
+        log.warning(
+            "%s is empty: every job with a local (file://) source will fail with SourceOutsideRoots", ALLOWED_ROOTS_ENV
+        )
     if problem := worker_problem(workers):
         log.warning("%s", problem)
     problem = redis_problem(client)
@@ -67,8 +70,7 @@ class RedisWatch:
         """Ping Redis, log a change of state, and return whether it answered."""
         problem = redis_problem(self.client)
         if problem and self.up:
-            log.warning("Redis at %s cannot be reached (%s): jobs wait until it can", redis_where(self.client),
-                        problem)
+            log.warning("Redis at %s cannot be reached (%s): jobs wait until it can", redis_where(self.client), problem)
         elif not problem and not self.up:
             log.info("Redis at %s answers again", redis_where(self.client))
         self.up = problem is None

@@ -41,8 +41,17 @@ class ScaleDecision:
     idle_since: float | None
 
 
-def desired_replicas(backlog: int, *, current: int, per_worker: int, minimum: int, maximum: int,
-                     idle_since: float | None, now: float, cooldown: float) -> ScaleDecision:
+def desired_replicas(
+    backlog: int,
+    *,
+    current: int,
+    per_worker: int,
+    minimum: int,
+    maximum: int,
+    idle_since: float | None,
+    now: float,
+    cooldown: float,
+) -> ScaleDecision:
     """Workers for `backlog` batches: between min and max, never 0 while work remains, 0 only after
     `cooldown` seconds idle."""
     if backlog > 0:

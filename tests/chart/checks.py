@@ -36,15 +36,23 @@ def operator_rules(rendered: Rendered, sa_name: str, sa_namespace: str) -> set[t
         if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
             continue
         subjects = binding.get("subjects", [])
-        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa_name and s["namespace"] == sa_namespace
-                   for s in subjects):
+        if not any(
+            s["kind"] == "ServiceAccount" and s["name"] == sa_name and s["namespace"] == sa_namespace for s in subjects
+        ):
             continue
         role = roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]
         for rule in role["rules"]:
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
-                    granted.add((role["kind"], group, resource, tuple(sorted(rule["verbs"])),
-                                 tuple(rule.get("resourceNames", ()))))
+                    granted.add(
+                        (
+                            role["kind"],
+                            group,
+                            resource,
+                            tuple(sorted(rule["verbs"])),
+                            tuple(rule.get("resourceNames", ())),
+                        )
+                    )
     return granted
 
 

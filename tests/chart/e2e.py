@@ -14,8 +14,13 @@ PREFIX = f"{RELEASE}-phash-fleet"
 
 #: The CRDs of prometheus-operator and KEDA the chart's optional objects need, the real ones at the versions
 #: pinned in harness.tools (schemas included, so the apiserver validates those objects).
-REAL_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com",
-             "prometheusrules.monitoring.coreos.com", "scaledobjects.keda.sh", "triggerauthentications.keda.sh")
+REAL_CRDS = (
+    "servicemonitors.monitoring.coreos.com",
+    "podmonitors.monitoring.coreos.com",
+    "prometheusrules.monitoring.coreos.com",
+    "scaledobjects.keda.sh",
+    "triggerauthentications.keda.sh",
+)
 
 
 def install_apis(control_plane):
@@ -28,14 +33,21 @@ def install_apis(control_plane):
     return control_plane
 
 
-def helm(control_plane, *args: str, values: dict | None = None, check: bool = True, binary: str = "helm",
-         timeout: float = 300) -> subprocess.CompletedProcess:
+def helm(
+    control_plane,
+    *args: str,
+    values: dict | None = None,
+    check: bool = True,
+    binary: str = "helm",
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Run helm (`helm` is Helm 3, `helm4` Helm 4) against a control plane, values as JSON on stdin."""
     cmd = [require_tool(binary), "--kubeconfig", str(control_plane.kubeconfig), *args]
     if values is not None:
         cmd += ["-f", "-"]
-    proc = subprocess.run(cmd, input=json.dumps(values) if values is not None else None, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, input=json.dumps(values) if values is not None else None, capture_output=True, text=True, timeout=timeout
+    )
     if check:
         assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc

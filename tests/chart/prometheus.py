@@ -17,8 +17,12 @@ from harness.process import ManagedProcess
 
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
 #: Queries whose empty answer is their meaning on a healthy run: nothing errored, retried or was dead-lettered.
-EMPTY_MEANS_HEALTHY = ("dramatiq_message_errors_total", "dramatiq_message_retries_total",
-                       "dramatiq_message_rejects_total", "phashfleet_reconcile_errors_total")
+EMPTY_MEANS_HEALTHY = (
+    "dramatiq_message_errors_total",
+    "dramatiq_message_retries_total",
+    "dramatiq_message_rejects_total",
+    "phashfleet_reconcile_errors_total",
+)
 RATE_INTERVAL = "1m"
 
 
@@ -33,15 +37,23 @@ class Prometheus(ManagedProcess):
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
             "rule_files": [str(workdir / "rules.yaml")],
             # honor_labels as the chart's ServiceMonitors: the fleet's `job`/`namespace` labels name PhashJobs.
-            "scrape_configs": [{"job_name": job, "honor_labels": True, "static_configs": [{"targets": [target]}]}
-                               for job, target in targets.items()],
+            "scrape_configs": [
+                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": [target]}]}
+                for job, target in targets.items()
+            ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        super().__init__("prometheus", [
-            require_tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=warn",
-        ], workdir / "prometheus.log")
+        super().__init__(
+            "prometheus",
+            [
+                require_tool("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            workdir / "prometheus.log",
+        )
 
     def api(self, path: str, **params: str) -> dict:
         """GET an /api/v1 endpoint and return its `data`."""

@@ -15,8 +15,14 @@ from phashfleet import metrics
 #: Label names every scraped series may carry besides its own (set by the scrape, honor_labels on).
 TARGET_LABELS = {"instance", "pod", "service", "container", "endpoint"}
 #: Grafana's template variables, replaced by sample values before promtool parses an expression.
-GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "${datasource}": "prom",
-                "$namespace": "media", "$job": "holiday"}
+GRAFANA_VARS = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "${datasource}": "prom",
+    "$namespace": "media",
+    "$job": "holiday",
+}
 
 
 def phashfleet_series() -> dict[str, set[str]]:
@@ -25,7 +31,7 @@ def phashfleet_series() -> dict[str, set[str]]:
     for value in vars(metrics).values():
         if not isinstance(value, (Counter, Gauge, Histogram, Summary)):
             continue
-        name, labels = value._name, set(value._labelnames)  # noqa: SLF001 - prometheus_client keeps them here
+        name, labels = value._name, set(value._labelnames)
         if isinstance(value, Counter):
             out[f"{name}_total"] = labels
         elif isinstance(value, Histogram):
@@ -41,7 +47,7 @@ def phashfleet_series() -> dict[str, set[str]]:
 
 def dramatiq_series() -> dict[str, set[str]]:
     """{series name: label names} of Dramatiq's Prometheus middleware, read from the installed dramatiq."""
-    import dramatiq.middleware.prometheus as prom  # noqa: PLC0415
+    import dramatiq.middleware.prometheus as prom
 
     source = Path(prom.__file__).read_text()
     out = {}
@@ -92,11 +98,18 @@ def substitute(expr: str) -> str:
 
 def promtool_check_exprs(exprs: list[str], workdir: Path) -> None:
     """Parse every expression with promtool (as recording rules); fail naming promtool's complaint."""
-    rules = {"groups": [{"name": "check", "rules": [
-        {"record": f"check:expr_{i}", "expr": substitute(e)} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "check",
+                "rules": [{"record": f"check:expr_{i}", "expr": substitute(e)} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
     path = workdir / "exprs.rules.yaml"
     path.write_text(yaml.safe_dump(rules))
-    proc = subprocess.run([require_tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [require_tool("promtool"), "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in proc.stdout + proc.stderr

@@ -71,8 +71,8 @@ def toggle_matrix() -> Iterator[tuple[str, dict]]:
     """Yield (id, values) for every combination of TOGGLES."""
     names = list(TOGGLES)
     for combo in itertools.product(*(range(len(TOGGLES[n])) for n in names)):
-        ident = "-".join(f"{n}{i}" for n, i in zip(names, combo))
-        yield ident, merge(*(TOGGLES[n][i] for n, i in zip(names, combo)))
+        ident = "-".join(f"{n}{i}" for n, i in zip(names, combo, strict=False))
+        yield ident, merge(*(TOGGLES[n][i] for n, i in zip(names, combo, strict=False)))
 
 
 @dataclass
@@ -116,8 +116,13 @@ def helm_cmd(*args: str) -> list[str]:
     return [require_tool("helm"), *args]
 
 
-def run_template(values: dict | None = None, apis: tuple[str, ...] = ALL_APIS, extra: tuple[str, ...] = (),
-                 namespace: str = NAMESPACE, release: str = RELEASE) -> subprocess.CompletedProcess:
+def run_template(
+    values: dict | None = None,
+    apis: tuple[str, ...] = ALL_APIS,
+    extra: tuple[str, ...] = (),
+    namespace: str = NAMESPACE,
+    release: str = RELEASE,
+) -> subprocess.CompletedProcess:
     """Run `helm template` with values given as JSON on stdin; return the finished process."""
     args = ["template", release, str(CHART), "--namespace", namespace, "-f", "-", *extra]
     for api in apis:
@@ -143,17 +148,22 @@ def everything_on() -> dict:
     """Values with every optional object of the chart switched on."""
     return merge(
         VOLUMES,
-        {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
-                     "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
-         "grafana": {"dashboards": {"enabled": True}},
-         "networkPolicy": {"enabled": True},
-         "autoscaling": {"mode": "keda"}},
+        {
+            "metrics": {
+                "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            },
+            "grafana": {"dashboards": {"enabled": True}},
+            "networkPolicy": {"enabled": True},
+            "autoscaling": {"mode": "keda"},
+        },
     )
 
 
 @functools.cache
 def render_matrix() -> dict[str, Rendered]:
     """Render every combination of TOGGLES once per test session, a few helm processes at a time."""
+
     def one(item: tuple[str, dict]) -> tuple[str, Rendered]:
         ident, values = item
         proc = run_template(values)

@@ -9,8 +9,7 @@ import subprocess
 
 import yaml
 
-from chart.render import (CHART, EXTERNAL_REDIS, NAMESPACE, RELEASE, VOLUMES, everything_on, helm_cmd, merge,
-                          render)
+from chart.render import CHART, EXTERNAL_REDIS, NAMESPACE, RELEASE, VOLUMES, everything_on, helm_cmd, merge, render
 from chart.tools import REPO
 
 P = f"{RELEASE}-phash-fleet"
@@ -31,7 +30,11 @@ def test_bundled_redis_has_aof_pvc_and_a_generated_password():
     sts = r.get("StatefulSet", f"{P}-redis")
     c = sts["spec"]["template"]["spec"]["containers"][0]
     cmd = " ".join(c["command"])
-    assert "--appendonly yes" in cmd and "--maxmemory-policy noeviction" in cmd and '--requirepass "$REDIS_PASSWORD"' in cmd
+    assert (
+        "--appendonly yes" in cmd
+        and "--maxmemory-policy noeviction" in cmd
+        and '--requirepass "$REDIS_PASSWORD"' in cmd
+    )
     assert {m["mountPath"]: m["name"] for m in c["volumeMounts"]}["/data"] == "data"
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "8Gi"
     password = base64.b64decode(r.get("Secret", f"{P}-redis")["data"]["redis-password"]).decode()
@@ -65,8 +68,13 @@ def test_external_redis_and_keda_address():
     assert env["PHASHFLEET_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis-auth", "key": "redis-password"}}
     trigger = r.get("ScaledObject", f"{P}-worker")["spec"]["triggers"][0]
     assert trigger["type"] == "redis"
-    assert trigger["metadata"] == {"address": "cache.example:6379", "listName": "dramatiq:phashfleet",
-                                   "listLength": "4", "databaseIndex": "3", "enableTLS": "true"}
+    assert trigger["metadata"] == {
+        "address": "cache.example:6379",
+        "listName": "dramatiq:phashfleet",
+        "listLength": "4",
+        "databaseIndex": "3",
+        "enableTLS": "true",
+    }
     auth = r.get("TriggerAuthentication", trigger["authenticationRef"]["name"])
     assert auth["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "redis-auth", "key": "redis-password"}]
 
@@ -131,8 +139,11 @@ def test_operator_contract():
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": 8080, "health": 8081}
     assert env["PHASHFLEET_WORKER_DEPLOYMENT"] == f"{P}-worker"
-    assert (env["PHASHFLEET_MIN_REPLICAS"], env["PHASHFLEET_MAX_REPLICAS"], env["PHASHFLEET_BATCHES_PER_WORKER"]) == \
-        ("2", "9", "6")
+    assert (env["PHASHFLEET_MIN_REPLICAS"], env["PHASHFLEET_MAX_REPLICAS"], env["PHASHFLEET_BATCHES_PER_WORKER"]) == (
+        "2",
+        "9",
+        "6",
+    )
     assert env["PHASHFLEET_NAMESPACE"] == NAMESPACE
     assert env["PHASHFLEET_PEERING"] == r.get("KopfPeering", P)["metadata"]["name"]
     assert r.get("KopfPeering", P)["metadata"]["namespace"] == NAMESPACE
@@ -149,8 +160,9 @@ def test_operator_watching_another_namespace():
 
 def test_services_select_their_pods():
     r = render(everything_on())
-    pods = [spec_labels for spec_labels in
-            (o["spec"]["template"]["metadata"]["labels"] for o in r.objects if o["kind"] in ("Deployment", "StatefulSet"))]
+    pods = [
+        o["spec"]["template"]["metadata"]["labels"] for o in r.objects if o["kind"] in ("Deployment", "StatefulSet")
+    ]
     for svc in r.of("Service"):
         sel = svc["spec"]["selector"]
         assert sum(1 for labels in pods if sel.items() <= labels.items()) == 1, svc["metadata"]["name"]
@@ -176,8 +188,19 @@ def test_dashboard_configmaps_hold_the_generated_json():
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         ((name, text),) = cm["data"].items()
         assert json.loads(text) == json.loads((REPO / "dashboards" / name).read_text())
-    custom = render({"grafana": {"dashboards": {"enabled": True, "label": "dash", "labelValue": "yes",
-                                                "namespace": "monitoring", "annotations": {"grafana_folder": "phash"}}}})
+    custom = render(
+        {
+            "grafana": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": "dash",
+                    "labelValue": "yes",
+                    "namespace": "monitoring",
+                    "annotations": {"grafana_folder": "phash"},
+                }
+            }
+        }
+    )
     for cm in custom.of("ConfigMap"):
         assert cm["metadata"]["labels"]["dash"] == "yes" and "grafana_dashboard" not in cm["metadata"]["labels"]
         assert cm["metadata"]["namespace"] == "monitoring"
@@ -185,8 +208,12 @@ def test_dashboard_configmaps_hold_the_generated_json():
 
 
 def test_network_policy_lets_only_the_fleet_reach_redis():
-    r = render({"networkPolicy": {"enabled": True, "extraRedisClients": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
-                "autoscaling": {"mode": "keda"}})
+    r = render(
+        {
+            "networkPolicy": {"enabled": True, "extraRedisClients": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
+            "autoscaling": {"mode": "keda"},
+        }
+    )
     np = r.get("NetworkPolicy", f"{P}-redis")["spec"]
     redis_labels = r.get("StatefulSet", f"{P}-redis")["spec"]["template"]["metadata"]["labels"]
     assert np["podSelector"]["matchLabels"].items() <= redis_labels.items()
@@ -231,12 +258,19 @@ def test_notes_render_next_steps_and_crd_upgrade(tmp_path):
     (chart / "notes.txt").write_text((chart / "templates" / "NOTES.txt").read_text())
     (chart / "templates" / "NOTES.txt").unlink()
     (chart / "templates" / "zz-notes.yaml").write_text(
-        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n')
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
 
     def notes(values):
-        proc = subprocess.run(helm_cmd("template", RELEASE, str(chart), "-n", NAMESPACE, "-f", "-",
-                                       "--show-only", "templates/zz-notes.yaml"),
-                              input=json.dumps(values), capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            helm_cmd(
+                "template", RELEASE, str(chart), "-n", NAMESPACE, "-f", "-", "--show-only", "templates/zz-notes.yaml"
+            ),
+            input=json.dumps(values),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         return yaml.safe_load(proc.stdout)["data"]["notes"]
 

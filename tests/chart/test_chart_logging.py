@@ -13,8 +13,10 @@ def _env(rendered, name: str) -> dict:
 
 
 def test_the_logging_values_reach_the_operator_and_the_workers():
-    for values, expected in (({}, ("info", "text")), ({"logging": {"level": "debug", "format": "json"}},
-                                                       ("debug", "json"))):
+    for values, expected in (
+        ({}, ("info", "text")),
+        ({"logging": {"level": "debug", "format": "json"}}, ("debug", "json")),
+    ):
         rendered = render(values)
         for name in (f"{P}-operator", f"{P}-worker"):
             env = _env(rendered, name)

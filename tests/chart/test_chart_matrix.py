@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from chart.checks import assert_hardened, expected_operator_rules, operator_rules
@@ -28,7 +30,7 @@ def test_matrix_covers_every_toggle_value():
 def test_render(renders, ident, values):
     """Objects present match the toggles; pods are hardened; the operator's RBAC is exactly the expected."""
     r = renders[ident]
-    on = lambda path: _get(values, path)  # noqa: E731
+    on = functools.partial(_get, values)
     bundled = on("redis.enabled") is not False
     mode = on("autoscaling.mode")
     cluster_wide = bool(on("operator.clusterWide"))
@@ -49,19 +51,24 @@ def test_render(renders, ident, values):
     assert len(r.of("ScaledObject")) == len(r.of("TriggerAuthentication")) == (1 if mode == "keda" else 0)
     assert len(r.of("StatefulSet")) == len(r.of("Secret")) == (1 if bundled else 0)
     assert len(r.of("ClusterRole")) == (1 if cluster_wide else 0)
-    assert [p["kind"] for p in r.of("KopfPeering") + r.of("ClusterKopfPeering")] == \
-        ["ClusterKopfPeering" if cluster_wide else "KopfPeering"]
+    assert [p["kind"] for p in r.of("KopfPeering") + r.of("ClusterKopfPeering")] == [
+        "ClusterKopfPeering" if cluster_wide else "KopfPeering"
+    ]
 
     for where, spec in r.pod_specs():
         assert_hardened(where, spec)
 
     worker = r.get("Deployment", f"{PREFIX}-worker")
     assert ("replicas" in worker["spec"]) == (mode == "none"), "only a fixed-size fleet may set worker replicas"
-    operator_env = {e["name"]: e.get("value") for e in
-                    r.get("Deployment", f"{PREFIX}-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    operator_env = {
+        e["name"]: e.get("value")
+        for e in r.get("Deployment", f"{PREFIX}-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert operator_env["PHASHFLEET_AUTOSCALING"] == (mode or "operator")
     assert operator_env["PHASHFLEET_NAMESPACE"] == ("" if cluster_wide else NAMESPACE)
-    operator_args = r.get("Deployment", f"{PREFIX}-operator")["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    operator_args = r.get("Deployment", f"{PREFIX}-operator")["spec"]["template"]["spec"]["containers"][0].get(
+        "args", []
+    )
     assert ("--all-namespaces" in operator_args) == cluster_wide, "phashfleet operator needs exactly one of the two"
 
     granted = operator_rules(r, f"{PREFIX}-operator", NAMESPACE)

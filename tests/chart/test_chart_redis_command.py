@@ -43,8 +43,9 @@ def test_rendered_redis_command(tmp_path: Path):
 
         def cli_run(*args: str, auth: bool = True) -> str:
             run_env = env if auth else {"PATH": env["PATH"]}
-            return subprocess.run([cli, "-p", str(port), *args], env=run_env, capture_output=True, text=True,
-                                  timeout=5).stdout.strip()
+            return subprocess.run(
+                [cli, "-p", str(port), *args], env=run_env, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
 
         assert "NOAUTH" in cli_run("ping", auth=False)
         assert cli_run("config", "get", "appendonly").split() == ["appendonly", "yes"]
@@ -76,11 +77,16 @@ def test_probe_fails_with_a_wrong_password(tmp_path: Path):
     env = {"PATH": os.environ["PATH"], "REDIS_PASSWORD": PASSWORD, "REDISCLI_AUTH": PASSWORD}
     proc = _start(script, env)
     try:
-        wait_for(lambda: subprocess.run(c["readinessProbe"]["exec"]["command"], env=env, timeout=5).returncode == 0,
-                 timeout=20, what="readiness probe")
+        wait_for(
+            lambda: subprocess.run(c["readinessProbe"]["exec"]["command"], env=env, timeout=5).returncode == 0,
+            timeout=20,
+            what="readiness probe",
+        )
         wrong = {**env, "REDISCLI_AUTH": "nope"}
-        assert subprocess.run(c["readinessProbe"]["exec"]["command"], env=wrong, timeout=5,
-                              capture_output=True).returncode != 0
+        assert (
+            subprocess.run(c["readinessProbe"]["exec"]["command"], env=wrong, timeout=5, capture_output=True).returncode
+            != 0
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

@@ -25,7 +25,10 @@ REFUSED = [
     ({"source": {"allowedRoots": ["data/photos"]}}, "/source/allowedRoots/0"),
     ({"source": {"allowedRoot": ["/data"]}}, "'allowedRoot'"),
     ({"source": {"volumes": [{"name": "a", "mountPath": "/a", "existingClaim": "c", "readonly": True}]}}, "'readonly'"),
-    ({"source": {"volumes": [{"name": "Bad_Name", "mountPath": "/a", "existingClaim": "c"}]}}, "/source/volumes/0/name"),
+    (
+        {"source": {"volumes": [{"name": "Bad_Name", "mountPath": "/a", "existingClaim": "c"}]}},
+        "/source/volumes/0/name",
+    ),
     ({"operator": {"replicas": 2}}, "/operator/replicas"),
     ({"operator": {"resources": {"limits": {"cpu": "a lot"}}}}, "/operator/resources/limits/cpu"),
     ({"operator": {"resources": {"limit": {"cpu": "1"}}}}, "'limit'"),
@@ -53,8 +56,10 @@ CONTRADICTIONS = [
     ({"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}, ["choose one"]),
     ({"operator": {"clusterWide": True, "watchNamespace": "media"}}, ["operator.watchNamespace is set"]),
     ({"source": {"volumes": [{"name": "a", "mountPath": "/a"}]}}, ["source.volumes[name=a] needs exactly one"]),
-    ({"output": {"volumes": [{"name": "o", "mountPath": "/o", "existingClaim": "c", "hostPath": {"path": "/x"}}]}},
-     ["output.volumes[name=o] needs exactly one"]),
+    (
+        {"output": {"volumes": [{"name": "o", "mountPath": "/o", "existingClaim": "c", "hostPath": {"path": "/x"}}]}},
+        ["output.volumes[name=o] needs exactly one"],
+    ),
 ]
 
 

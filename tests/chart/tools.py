@@ -11,17 +11,18 @@ import shutil
 import sys
 from pathlib import Path
 
-
-from harness.ci import missing
 from harness import tools as harness_tools
+from harness.ci import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: Linters outside the harness: (env override, places tried before PATH).
 _LINTERS = {
     "hadolint": ("PHASHFLEET_HADOLINT", [Path(sys.executable).parent / "hadolint"]),
-    "checkov": ("PHASHFLEET_CHECKOV", [harness_tools.CACHE / "checkov-venv" / "bin" / "checkov",
-                                       Path(sys.executable).parent / "checkov"]),
+    "checkov": (
+        "PHASHFLEET_CHECKOV",
+        [harness_tools.CACHE / "checkov-venv" / "bin" / "checkov", Path(sys.executable).parent / "checkov"],
+    ),
 }
 
 

@@ -55,8 +55,18 @@ def test_install_rbac_and_upgrade(apis, namespace, tmp_path):
     manifest = helm(cp, "get", "manifest", RELEASE, "-n", namespace).stdout
     objects = [d for d in yaml.safe_load_all(manifest) if d]
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "StatefulSet", "ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication",
-            "NetworkPolicy", "PodDisruptionBudget", "KopfPeering", "ConfigMap"} <= kinds
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "TriggerAuthentication",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "KopfPeering",
+        "ConfigMap",
+    } <= kinds
     for obj in objects:  # every object the release made is really there
         cp.kubectl("get", obj["kind"], obj["metadata"]["name"], "-n", namespace)
     status = json.loads(helm(cp, "status", RELEASE, "-n", namespace, "-o", "json").stdout)
@@ -65,32 +75,56 @@ def test_install_rbac_and_upgrade(apis, namespace, tmp_path):
 
     sa = cp.kubeconfig_for_service_account(namespace, f"{PREFIX}-operator", tmp_path / "operator.kubeconfig")
     ns = ["-n", namespace]
-    for allowed in (["patch", "phashjobs.phashfleet.io", "--subresource=status"], ["watch", "phashjobs.phashfleet.io"],
-                    ["patch", "phashjobs.phashfleet.io"], ["create", "events"],
-                    ["patch", "kopfpeerings.kopf.dev"], ["get", f"deployments.apps/{PREFIX}-worker"]):
+    for allowed in (
+        ["patch", "phashjobs.phashfleet.io", "--subresource=status"],
+        ["watch", "phashjobs.phashfleet.io"],
+        ["patch", "phashjobs.phashfleet.io"],
+        ["create", "events"],
+        ["patch", "kopfpeerings.kopf.dev"],
+        ["get", f"deployments.apps/{PREFIX}-worker"],
+    ):
         assert _can(cp, sa, *allowed, *ns), f"the operator cannot {allowed}"
-    for denied in (["get", "secrets"], ["list", "secrets"], ["get", "secrets", "-n", other],
-                   ["list", "secrets", "--all-namespaces"], ["get", "configmaps"], ["delete", "phashjobs.phashfleet.io"],
-                   ["create", "pods"], ["create", "deployments.apps"], ["patch", f"deployments.apps/{PREFIX}-operator"],
-                   ["patch", "deployments.apps/other", "--subresource=scale"], ["list", "phashjobs.phashfleet.io", "-n", other],
-                   ["list", "namespaces"], ["patch", "clusterkopfpeerings.kopf.dev"]):
-        assert not _can(cp, sa, *denied, *([] if "-n" in denied or "--all-namespaces" in denied else ns)), \
+    for denied in (
+        ["get", "secrets"],
+        ["list", "secrets"],
+        ["get", "secrets", "-n", other],
+        ["list", "secrets", "--all-namespaces"],
+        ["get", "configmaps"],
+        ["delete", "phashjobs.phashfleet.io"],
+        ["create", "pods"],
+        ["create", "deployments.apps"],
+        ["patch", f"deployments.apps/{PREFIX}-operator"],
+        ["patch", "deployments.apps/other", "--subresource=scale"],
+        ["list", "phashjobs.phashfleet.io", "-n", other],
+        ["list", "namespaces"],
+        ["patch", "clusterkopfpeerings.kopf.dev"],
+    ):
+        assert not _can(cp, sa, *denied, *([] if "-n" in denied or "--all-namespaces" in denied else ns)), (
             f"the operator can {denied}"
+        )
     # KEDA scales the workers in this install, so the operator may only read the scale subresource.
     assert _can(cp, sa, "get", f"deployments.apps/{PREFIX}-worker", "--subresource=scale", *ns)
     assert not _can(cp, sa, "patch", f"deployments.apps/{PREFIX}-worker", "--subresource=scale", *ns)
 
     secret = cp.get_json("secret", f"{PREFIX}-redis", namespace=namespace)["data"]["redis-password"]
-    helm(cp, "upgrade", RELEASE, str(CHART), "-n", namespace,
-         values=merge(values, {"autoscaling": {"mode": "operator"}, "worker": {"shutdownTimeoutSeconds": 60}}))
+    helm(
+        cp,
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "-n",
+        namespace,
+        values=merge(values, {"autoscaling": {"mode": "operator"}, "worker": {"shutdownTimeoutSeconds": 60}}),
+    )
     assert cp.get_json("secret", f"{PREFIX}-redis", namespace=namespace)["data"]["redis-password"] == secret
     worker = cp.get_json("deployment", f"{PREFIX}-worker", namespace=namespace)
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 75
     sts = cp.get_json("statefulset", f"{PREFIX}-redis", namespace=namespace)
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"  # same claim: the AOF stays
     assert _can(cp, sa, "patch", f"deployments.apps/{PREFIX}-worker", "--subresource=scale", *ns)
-    assert "ScaledObject" not in {d["kind"] for d in yaml.safe_load_all(
-        helm(cp, "get", "manifest", RELEASE, "-n", namespace).stdout) if d}
+    assert "ScaledObject" not in {
+        d["kind"] for d in yaml.safe_load_all(helm(cp, "get", "manifest", RELEASE, "-n", namespace).stdout) if d
+    }
     helm(cp, "uninstall", RELEASE, "-n", namespace)
 
 
@@ -118,8 +152,16 @@ def test_cluster_wide_install(apis, namespace, tmp_path):
 
 def test_external_redis_without_password_is_refused(apis, namespace):
     """helm install itself refuses an external Redis without a password Secret, naming the value."""
-    proc = helm(apis, "install", RELEASE, str(CHART), "-n", namespace,
-                values={"redis": {"enabled": False, "url": "redis://redis.example:6379/0"}}, check=False)
+    proc = helm(
+        apis,
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        namespace,
+        values={"redis": {"enabled": False, "url": "redis://redis.example:6379/0"}},
+        check=False,
+    )
     assert proc.returncode != 0 and "redis.existingSecret is required" in proc.stderr
     proc = helm(apis, "install", RELEASE, str(CHART), "-n", namespace, values={"worker": {"replica": 3}}, check=False)
     assert proc.returncode != 0 and "'replica'" in proc.stderr

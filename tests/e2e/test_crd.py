@@ -101,8 +101,7 @@ def test_parse_spec_refuses_what_the_apiserver_refuses_naming_the_same_field(nam
 def test_whash_sizes_the_apiserver_and_parse_spec_accept_are_the_same(control_plane, namespace):
     def apiserver_accepts(size: int) -> bool:
         text = yaml.safe_dump(_manifest(f"whash-{size}", algorithm="whash", hashSize=size))
-        result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text,
-                                       check=False)
+        result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text, check=False)
         assert result.returncode == 0 or "spec.hashSize" in result.stderr, result.stderr
         return result.returncode == 0
 
@@ -125,8 +124,10 @@ def test_manifest_without_source_is_refused(control_plane, namespace):
     assert "spec.source" in result.stderr and "Required" in result.stderr
 
 
-@pytest.mark.parametrize(("field", "value"), [("algorithm", "dhash"), ("hashSize", 16), ("batchSize", 10),
-                                              ("source", {"uri": "file:///elsewhere"})])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("algorithm", "dhash"), ("hashSize", 16), ("batchSize", 10), ("source", {"uri": "file:///elsewhere"})],
+)
 def test_spec_change_after_creation_is_refused(control_plane, namespace, field, value):
     control_plane.apply(_manifest("fixed"), namespace=namespace)
     result = control_plane.apply(_manifest("fixed", **{field: value}), namespace=namespace, check=False)
@@ -149,16 +150,25 @@ def test_adding_or_removing_an_optional_field_is_refused(control_plane, namespac
 
 def test_suspend_can_change_after_creation(control_plane, namespace):
     control_plane.apply(_manifest("pausable"), namespace=namespace)
-    control_plane.kubectl("patch", "phj", "pausable", "-n", namespace, "--type=merge",
-                          "-p", json.dumps({"spec": {"suspend": True}}))
+    control_plane.kubectl(
+        "patch", "phj", "pausable", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"suspend": True}})
+    )
     assert control_plane.get_json("phj", "pausable", namespace=namespace)["spec"]["suspend"] is True
 
 
 def test_get_shows_printer_columns(control_plane, namespace):
     control_plane.apply(_manifest("columns"), namespace=namespace)
-    control_plane.kubectl("patch", "phj", "columns", "-n", namespace, "--subresource=status", "--type=merge",
-                          "-p", json.dumps({"status": {"phase": "Running", "progress": "42%", "total": 1000,
-                                                       "succeeded": 420, "failed": 3}}))
+    control_plane.kubectl(
+        "patch",
+        "phj",
+        "columns",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running", "progress": "42%", "total": 1000, "succeeded": 420, "failed": 3}}),
+    )
     out = control_plane.kubectl("get", "phj", "-n", namespace).stdout.splitlines()
     assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "TOTAL", "SUCCEEDED", "FAILED", "AGE"]
     assert out[1].split()[:6] == ["columns", "Running", "42%", "1000", "420", "3"]
@@ -166,13 +176,47 @@ def test_get_shows_printer_columns(control_plane, namespace):
 
 def test_wide_output_shows_the_reason_and_message_of_the_true_condition(control_plane, namespace):
     control_plane.apply(_manifest("wide"), namespace=namespace)
-    conditions = [{"type": t, "status": "True" if t == "Failed" else "False", "reason": f"Job{t}", "message": "",
-                   "lastTransitionTime": "2025-01-01T00:00:00Z"} for t in ("Progressing", "Suspended", "Complete")]
-    conditions.append({"type": "Failed", "status": "True", "reason": "AllFilesFailed",
-                       "message": "no file could be hashed", "lastTransitionTime": "2025-01-01T00:00:00Z"})
-    control_plane.kubectl("patch", "phj", "wide", "-n", namespace, "--subresource=status", "--type=merge",
-                          "-p", json.dumps({"status": {"phase": "Failed", "progress": "100%", "total": 3,
-                                                       "succeeded": 0, "failed": 3, "conditions": conditions}}))
+    conditions = [
+        {
+            "type": t,
+            "status": "True" if t == "Failed" else "False",
+            "reason": f"Job{t}",
+            "message": "",
+            "lastTransitionTime": "2025-01-01T00:00:00Z",
+        }
+        for t in ("Progressing", "Suspended", "Complete")
+    ]
+    conditions.append(
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "AllFilesFailed",
+            "message": "no file could be hashed",
+            "lastTransitionTime": "2025-01-01T00:00:00Z",
+        }
+    )
+    control_plane.kubectl(
+        "patch",
+        "phj",
+        "wide",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "phase": "Failed",
+                    "progress": "100%",
+                    "total": 3,
+                    "succeeded": 0,
+                    "failed": 3,
+                    "conditions": conditions,
+                }
+            }
+        ),
+    )
     out = control_plane.kubectl("get", "phj", "wide", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert out[0].split() == ["NAME", "PHASE", "PROGRESS", "TOTAL", "SUCCEEDED", "FAILED", "AGE", "REASON", "MESSAGE"]
     cells = out[1].split()
@@ -184,14 +228,33 @@ def test_status_is_written_only_through_the_subresource(control_plane, namespace
     manifest = _manifest("status-only")
     manifest["status"] = {"phase": "Succeeded", "succeeded": 99}
     control_plane.apply(manifest, namespace=namespace)
-    assert "status" not in control_plane.get_json("phj", "status-only", namespace=namespace) or \
-        control_plane.get_json("phj", "status-only", namespace=namespace)["status"].get("phase") is None
+    assert (
+        "status" not in control_plane.get_json("phj", "status-only", namespace=namespace)
+        or control_plane.get_json("phj", "status-only", namespace=namespace)["status"].get("phase") is None
+    )
     # A merge patch on the main resource drops status; the status subresource keeps it.
-    control_plane.kubectl("patch", "phj", "status-only", "-n", namespace, "--type=merge",
-                          "-p", json.dumps({"status": {"phase": "Failed"}}))
+    control_plane.kubectl(
+        "patch",
+        "phj",
+        "status-only",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Failed"}}),
+    )
     assert control_plane.get_json("phj", "status-only", namespace=namespace).get("status", {}).get("phase") is None
-    control_plane.kubectl("patch", "phj", "status-only", "-n", namespace, "--subresource=status",
-                          "--type=merge", "-p", json.dumps({"status": {"phase": "Running", "total": 5}}))
+    control_plane.kubectl(
+        "patch",
+        "phj",
+        "status-only",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running", "total": 5}}),
+    )
     status = control_plane.get_json("phj", "status-only", namespace=namespace)["status"]
     assert status == {"phase": "Running", "total": 5}
 
@@ -199,9 +262,18 @@ def test_status_is_written_only_through_the_subresource(control_plane, namespace
 def test_status_failures_list_is_bounded(control_plane, namespace):
     control_plane.apply(_manifest("bounded"), namespace=namespace)
     failures = [{"path": f"/p/{i}.jpg", "reason": "decode_error: x"} for i in range(21)]
-    result = control_plane.kubectl("patch", "phj", "bounded", "-n", namespace, "--subresource=status",
-                                   "--type=merge", "-p", json.dumps({"status": {"failures": failures}}),
-                                   check=False)
+    result = control_plane.kubectl(
+        "patch",
+        "phj",
+        "bounded",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"failures": failures}}),
+        check=False,
+    )
     assert result.returncode != 0 and "status.failures" in result.stderr
 
 
@@ -210,16 +282,26 @@ def test_rbac_is_enforced(control_plane, namespace, tmp_path):
     kubeconfig = control_plane.kubeconfig_for_service_account(namespace, "nobody", tmp_path / "nobody")
     denied = control_plane.kubectl("get", "phj", "-n", namespace, kubeconfig=kubeconfig, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
-    control_plane.apply(yaml.safe_load(f"""
+    control_plane.apply(
+        yaml.safe_load(f"""
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {{name: phj-reader, namespace: {namespace}}}
 rules: [{{apiGroups: [phashfleet.io], resources: [phashjobs], verbs: [get, list]}}]
-"""))
-    control_plane.kubectl("create", "rolebinding", "nobody-reads", "-n", namespace, "--role=phj-reader",
-                          f"--serviceaccount={namespace}:nobody")
+""")
+    )
+    control_plane.kubectl(
+        "create",
+        "rolebinding",
+        "nobody-reads",
+        "-n",
+        namespace,
+        "--role=phj-reader",
+        f"--serviceaccount={namespace}:nobody",
+    )
     allowed = control_plane.kubectl("get", "phj", "-n", namespace, kubeconfig=kubeconfig, check=False)
     assert allowed.returncode == 0, allowed.stderr
-    can_delete = control_plane.kubectl("auth", "can-i", "delete", "phashjobs", "-n", namespace,
-                                       kubeconfig=kubeconfig, check=False)
+    can_delete = control_plane.kubectl(
+        "auth", "can-i", "delete", "phashjobs", "-n", namespace, kubeconfig=kubeconfig, check=False
+    )
     assert can_delete.stdout.strip() == "no"

@@ -21,10 +21,15 @@ LONG = os.environ.get("PHASHFLEET_LONG") == "1"
 def _start(control_plane, fleet, corpus, name: str):
     folder, truth = corpus
     output = fleet["tmp"] / f"{name}.jsonl"
-    control_plane.apply(phash_job(name, f"file://{folder}", str(output), batchSize=2, timeoutSeconds=5),
-                        namespace=fleet["namespace"])
-    wait_for(lambda: job_status(control_plane, fleet["namespace"], name).get("succeeded", 0) >= 2,
-             timeout=120, interval=0.2, what=f"{name} part-way")
+    control_plane.apply(
+        phash_job(name, f"file://{folder}", str(output), batchSize=2, timeoutSeconds=5), namespace=fleet["namespace"]
+    )
+    wait_for(
+        lambda: job_status(control_plane, fleet["namespace"], name).get("succeeded", 0) >= 2,
+        timeout=120,
+        interval=0.2,
+        what=f"{name} part-way",
+    )
     return truth, output
 
 
@@ -41,8 +46,7 @@ def test_apiserver_restart_mid_job(control_plane, fleet, big_corpus):
     control_plane.restart_apiserver()
     back = time.monotonic()
     status = wait_phase(control_plane, fleet, "apiserver")
-    print(f"\napiserver restart took {back - hit:.1f}s; job finished {time.monotonic() - back:.1f}s after it "
-          "was back")
+    print(f"\napiserver restart took {back - hit:.1f}s; job finished {time.monotonic() - back:.1f}s after it was back")
     _exact(status, truth, output)
 
 

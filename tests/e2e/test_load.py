@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import statistics
 import urllib.request
+from pathlib import Path
 
 from harness.fleet import make_corpus, phash_job
 from harness.wait import wait_for
@@ -14,11 +15,11 @@ PRIORITIES = ["low", "normal", "high"]
 
 
 def _when(stamp: str) -> float:
-    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def _metric_sum(text: str, name: str, label: str) -> float:
-    return sum(float(v) for v in re.findall(rf'^{name}\{{[^}}]*{label}[^}}]*\}} (\S+)$', text, re.M))
+    return sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*{label}[^}}]*\}} (\S+)$", text, re.M))
 
 
 def test_twenty_jobs_finish_exact_with_priorities_respected(control_plane, fleet, tmp_path_factory):
@@ -32,8 +33,12 @@ def test_twenty_jobs_finish_exact_with_priorities_respected(control_plane, fleet
         size = (2, 4, 8)[i % 3]
         priority = PRIORITIES[(i // 3) % 3]
         jobs.append((f"load-{i:02d}", size, priority))
-    items = [phash_job(name, f"file://{corpora[size][0]}", str(fleet["tmp"] / f"{name}.jsonl"), batchSize=2,
-                       priority=priority) for name, size, priority in jobs]
+    items = [
+        phash_job(
+            name, f"file://{corpora[size][0]}", str(fleet["tmp"] / f"{name}.jsonl"), batchSize=2, priority=priority
+        )
+        for name, size, priority in jobs
+    ]
     control_plane.apply({"apiVersion": "v1", "kind": "List", "items": items}, namespace=ns)
     created = {}
 
@@ -57,8 +62,10 @@ def test_twenty_jobs_finish_exact_with_priorities_respected(control_plane, fleet
     metrics = urllib.request.urlopen(fleet["operator"].metrics_url, timeout=5).read().decode()
     ticks = _metric_sum(metrics, "phashfleet_reconcile_duration_seconds_count", 'handler="tick"')
     tick_time = _metric_sum(metrics, "phashfleet_reconcile_duration_seconds_sum", 'handler="tick"')
-    rss_peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{fleet['operator'].pid}/status").read()).group(1))
-    print(f"\nmean seconds to finish by priority: {mean}; tick mean {tick_time / ticks * 1000:.1f} ms over "
-          f"{ticks:.0f} ticks; operator peak RSS {rss_peak_kb / 1024:.0f} MiB")
+    rss_peak_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{fleet['operator'].pid}/status").read_text()).group(1))
+    print(
+        f"\nmean seconds to finish by priority: {mean}; tick mean {tick_time / ticks * 1000:.1f} ms over "
+        f"{ticks:.0f} ticks; operator peak RSS {rss_peak_kb / 1024:.0f} MiB"
+    )
     assert mean["high"] < mean["low"]
     assert rss_peak_kb < 300 * 1024

@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 from harness.wait import wait_for
 
 FIELDS = {
-    "algorithm": st.one_of(st.sampled_from(["phash", "dhash", "ahash", "whash", "colorhash"]),
-                           st.sampled_from(["md5", "", "PHASH"]), st.integers()),
+    "algorithm": st.one_of(
+        st.sampled_from(["phash", "dhash", "ahash", "whash", "colorhash"]),
+        st.sampled_from(["md5", "", "PHASH"]),
+        st.integers(),
+    ),
     "hashSize": st.one_of(st.integers(min_value=-2, max_value=40), st.text(max_size=3)),
     "exact": st.one_of(st.booleans(), st.sampled_from(["yes", 1])),
     "batchSize": st.integers(min_value=-1, max_value=1500),
@@ -21,10 +24,13 @@ FIELDS = {
     "timeoutSeconds": st.integers(min_value=-1, max_value=4000),
     "suspend": st.booleans(),
     "ttlSecondsAfterFinished": st.integers(min_value=-5, max_value=100),
-    "duplicates": st.one_of(st.fixed_dictionaries({"maxDistance": st.integers(min_value=-1, max_value=20)}),
-                            st.just({})),
-    "output": st.one_of(st.fixed_dictionaries({"format": st.sampled_from(["jsonl", "csv", "parquet", "xml"])}),
-                        st.just({"uri": "file:///nowhere/out.jsonl"})),
+    "duplicates": st.one_of(
+        st.fixed_dictionaries({"maxDistance": st.integers(min_value=-1, max_value=20)}), st.just({})
+    ),
+    "output": st.one_of(
+        st.fixed_dictionaries({"format": st.sampled_from(["jsonl", "csv", "parquet", "xml"])}),
+        st.just({"uri": "file:///nowhere/out.jsonl"}),
+    ),
     "bogusField": st.integers(),
 }
 
@@ -32,8 +38,18 @@ FIELDS = {
 @st.composite
 def specs(draw):
     spec = {name: draw(strategy) for name, strategy in FIELDS.items() if draw(st.booleans())}
-    source = draw(st.sampled_from([{"uri": "NOWHERE"}, {}, {"files": []}, {"files": ["NOWHERE/a.jpg"]},
-                                   {"uri": "NOWHERE", "include": ["*.png"]}, {"uri": "ftp://x/y"}]))
+    source = draw(
+        st.sampled_from(
+            [
+                {"uri": "NOWHERE"},
+                {},
+                {"files": []},
+                {"files": ["NOWHERE/a.jpg"]},
+                {"uri": "NOWHERE", "include": ["*.png"]},
+                {"uri": "ftp://x/y"},
+            ]
+        )
+    )
     if draw(st.integers(min_value=0, max_value=9)) > 0:
         spec["source"] = source
     return spec
@@ -48,14 +64,22 @@ def test_every_generated_manifest_is_refused_or_handled(control_plane, fleet):
     empty.mkdir()
     accepted: list[str] = []
 
-    @settings(max_examples=30, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=30,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(specs())
     def check(spec):
         text = json.dumps(spec).replace("NOWHERE", str(empty))
         name = next(_names)
-        manifest = {"apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob", "metadata": {"name": name},
-                    "spec": json.loads(text)}
+        manifest = {
+            "apiVersion": "phashfleet.io/v1alpha1",
+            "kind": "PhashJob",
+            "metadata": {"name": name},
+            "spec": json.loads(text),
+        }
         result = control_plane.apply(manifest, namespace=ns, check=False)
         if result.returncode != 0:
             assert "spec" in result.stderr, f"refusal does not name a field: {result.stderr}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.fleet import job_status, make_corpus, phash_job, wait_phase
 from harness.wait import wait_for
 
+
 def test_job_runs_to_success_with_exact_counts_groups_and_scaling(control_plane, fleet):
     truth = make_corpus(fleet["data"], photos=20)
     output = fleet["tmp"] / "out" / "result.jsonl"
@@ -39,22 +40,30 @@ def test_job_runs_to_success_with_exact_counts_groups_and_scaling(control_plane,
 def test_deleting_a_job_removes_its_redis_state(control_plane, fleet, redis_server):
     make_corpus(fleet["data"], photos=5)
     output = fleet["tmp"] / "gone.jsonl"
-    control_plane.apply(phash_job("doomed", f"file://{fleet['data']}", str(output), suspend=True),
-                        namespace=fleet["namespace"])
-    wait_for(lambda: job_status(control_plane, fleet["namespace"], "doomed").get("phase") == "Suspended",
-             timeout=60, what="job suspended")
+    control_plane.apply(
+        phash_job("doomed", f"file://{fleet['data']}", str(output), suspend=True), namespace=fleet["namespace"]
+    )
+    wait_for(
+        lambda: job_status(control_plane, fleet["namespace"], "doomed").get("phase") == "Suspended",
+        timeout=60,
+        what="job suspended",
+    )
     client = redis_server.client()
     assert any(b".doomed." in k for k in client.keys("phashfleet:job:*"))
     control_plane.kubectl("delete", "phj", "doomed", "-n", fleet["namespace"], "--wait=true", "--timeout=60s")
-    wait_for(lambda: not any(b".doomed." in k for k in client.keys("phashfleet:job:*")), timeout=30,
-             what="the job's Redis keys removed")
+    wait_for(
+        lambda: not any(b".doomed." in k for k in client.keys("phashfleet:job:*")),
+        timeout=30,
+        what="the job's Redis keys removed",
+    )
 
 
 def test_a_job_with_no_matching_files_ends_with_a_clear_condition(control_plane, fleet):
     (fleet["data"]).mkdir(parents=True)
     (fleet["data"] / "readme.txt").write_text("no images here")
-    control_plane.apply(phash_job("empty", f"file://{fleet['data']}", str(fleet["tmp"] / "empty.jsonl")),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("empty", f"file://{fleet['data']}", str(fleet["tmp"] / "empty.jsonl")), namespace=fleet["namespace"]
+    )
     status = wait_phase(control_plane, fleet, "empty", timeout=60)
     complete = {c["type"]: c for c in status["conditions"]}["Complete"]
     assert status["phase"] == "Succeeded" and status["total"] == 0
@@ -79,8 +88,9 @@ def test_a_job_whose_every_file_fails_ends_failed_not_succeeded(control_plane, f
 
 def test_an_unreachable_source_fails_with_a_reason(control_plane, fleet):
     missing = fleet["tmp"] / "does-not-exist"
-    control_plane.apply(phash_job("nowhere", f"file://{missing}", str(fleet["tmp"] / "x.jsonl")),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("nowhere", f"file://{missing}", str(fleet["tmp"] / "x.jsonl")), namespace=fleet["namespace"]
+    )
     status = wait_phase(control_plane, fleet, "nowhere", timeout=60)
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert status["phase"] == "Failed"
@@ -88,8 +98,7 @@ def test_an_unreachable_source_fails_with_a_reason(control_plane, fleet):
 
 
 def test_a_source_outside_the_allowed_roots_fails(control_plane, fleet):
-    control_plane.apply(phash_job("escape", "file:///etc", str(fleet["tmp"] / "x.jsonl")),
-                        namespace=fleet["namespace"])
+    control_plane.apply(phash_job("escape", "file:///etc", str(fleet["tmp"] / "x.jsonl")), namespace=fleet["namespace"])
     status = wait_phase(control_plane, fleet, "escape", timeout=60)
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert status["phase"] == "Failed" and failed["reason"] == "SourceOutsideRoots"
@@ -97,8 +106,9 @@ def test_a_source_outside_the_allowed_roots_fails(control_plane, fleet):
 
 def test_output_outside_the_allowed_roots_fails_and_writes_nothing(control_plane, fleet):
     make_corpus(fleet["data"], photos=2)
-    control_plane.apply(phash_job("leak", f"file://{fleet['data']}", "/tmp/phashfleet-leak.jsonl"),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("leak", f"file://{fleet['data']}", "/tmp/phashfleet-leak.jsonl"), namespace=fleet["namespace"]
+    )
     status = wait_phase(control_plane, fleet, "leak", timeout=120)
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert status["phase"] == "Failed" and failed["reason"] == "OutputFailed"
@@ -107,8 +117,10 @@ def test_output_outside_the_allowed_roots_fails_and_writes_nothing(control_plane
 
 def test_finished_job_state_expires_after_its_ttl(control_plane, fleet, redis_server):
     make_corpus(fleet["data"], photos=2)
-    control_plane.apply(phash_job("brief", f"file://{fleet['data']}", str(fleet["tmp"] / "brief.jsonl"),
-                                  ttlSecondsAfterFinished=2), namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("brief", f"file://{fleet['data']}", str(fleet["tmp"] / "brief.jsonl"), ttlSecondsAfterFinished=2),
+        namespace=fleet["namespace"],
+    )
     assert wait_phase(control_plane, fleet, "brief")["phase"] == "Succeeded"
     client = redis_server.client()
     wait_for(lambda: not client.keys("phashfleet:job:*.brief.*"), timeout=30, what="job state expired")
@@ -117,13 +129,14 @@ def test_finished_job_state_expires_after_its_ttl(control_plane, fleet, redis_se
 def test_the_redis_password_never_leaks(control_plane, fleet, redis_server):
     make_corpus(fleet["data"], photos=3)
     (fleet["data"] / "broken.jpg").write_bytes(b"\xff\xd8 broken")
-    control_plane.apply(phash_job("secretive", f"file://{fleet['data']}", str(fleet["tmp"] / "s.jsonl")),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("secretive", f"file://{fleet['data']}", str(fleet["tmp"] / "s.jsonl")), namespace=fleet["namespace"]
+    )
     assert wait_phase(control_plane, fleet, "secretive")["phase"] == "Succeeded"
     password = redis_server.password
     job = control_plane.kubectl("get", "phj", "secretive", "-n", fleet["namespace"], "-o", "json").stdout
     events = control_plane.kubectl("get", "events", "-n", fleet["namespace"], "-o", "json").stdout
-    import urllib.request  # noqa: PLC0415
+    import urllib.request
 
     metrics = urllib.request.urlopen(fleet["operator"].metrics_url, timeout=5).read().decode()
     logs = fleet["operator"].log_path.read_text(errors="replace") + fleet["runner"].log_tail(lines=10_000)

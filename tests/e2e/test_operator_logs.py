@@ -31,8 +31,10 @@ def _wait_line(operator, name: str, prefix: str, level: str = "info") -> dict:
     def found():
         hits = [r for r in _about(_records(operator), name) if r["message"].startswith(prefix)]
         return hits and hits[-1]
-    record = wait_for(found, timeout=60, interval=0.3, what=f"a log line {prefix!r} for {name}:\n"
-                      + operator.log_tail())
+
+    record = wait_for(
+        found, timeout=60, interval=0.3, what=f"a log line {prefix!r} for {name}:\n" + operator.log_tail()
+    )
     assert record["level"] == level, record
     return record
 
@@ -41,8 +43,9 @@ def _wait_line(operator, name: str, prefix: str, level: str = "info") -> dict:
 def test_each_step_of_a_job_is_a_json_log_line(control_plane, fleet, redis_server):
     ns, op = fleet["namespace"], fleet["operator"]
     truth = make_corpus(fleet["data"], photos=3)
-    control_plane.apply(phash_job("photos", f"file://{fleet['data']}", str(fleet["tmp"] / "photos.jsonl"),
-                                  suspend=True), namespace=ns)
+    control_plane.apply(
+        phash_job("photos", f"file://{fleet['data']}", str(fleet["tmp"] / "photos.jsonl"), suspend=True), namespace=ns
+    )
     started = _wait_line(op, "photos", "Started: hashing with phash")
     assert started["namespace"] == ns and started["reason"] == "Started"
     assert _wait_line(op, "photos", "listed ")["message"] == f"listed {truth['files']} files"
@@ -53,8 +56,11 @@ def test_each_step_of_a_job_is_a_json_log_line(control_plane, fleet, redis_serve
     _wait_line(op, "photos", "Resumed: ")
     assert wait_phase(control_plane, fleet, "photos")["phase"] == "Succeeded"
     finished = _wait_line(op, "photos", "finished Succeeded")
-    assert (finished["total"], finished["ok"], finished["failed"] + finished["skipped"]) == (truth["files"],
-                                                                                              truth["files"] - 2, 2)
+    assert (finished["total"], finished["ok"], finished["failed"] + finished["skipped"]) == (
+        truth["files"],
+        truth["files"] - 2,
+        2,
+    )
     _wait_line(op, "photos", "Completed: ")
 
     missing = fleet["tmp"] / "nowhere"
@@ -69,19 +75,28 @@ def test_each_step_of_a_job_is_a_json_log_line(control_plane, fleet, redis_serve
 
 
 def test_start_up_warns_once_about_missing_workers_roots_and_redis(control_plane, namespace, workdir):
-    env = {**os.environ, "PHASHFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-           "PHASHFLEET_WORKER_DEPLOYMENT": "absent", "PHASHFLEET_WORKER_NAMESPACE": namespace}
+    env = {
+        **os.environ,
+        "PHASHFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "PHASHFLEET_WORKER_DEPLOYMENT": "absent",
+        "PHASHFLEET_WORKER_NAMESPACE": namespace,
+    }
     env.pop("PHASHFLEET_ALLOWED_ROOTS", None)
-    op = OperatorProcess(f"warnings-{namespace}", control_plane.kubeconfig, workdir / "operators",
-                         namespace=namespace, env=env)
+    op = OperatorProcess(
+        f"warnings-{namespace}", control_plane.kubeconfig, workdir / "operators", namespace=namespace, env=env
+    )
     op.start()
     try:
-        expected = {"worker Deployment": f"the worker Deployment {namespace}/absent does not exist",
-                    "roots": "PHASHFLEET_ALLOWED_ROOTS is empty", "redis": "cannot be reached"}
+        expected = {
+            "worker Deployment": f"the worker Deployment {namespace}/absent does not exist",
+            "roots": "PHASHFLEET_ALLOWED_ROOTS is empty",
+            "redis": "cannot be reached",
+        }
 
         def warnings():
             text = op.log_path.read_text(errors="replace")
             return all(line in text for line in expected.values())
+
         wait_for(warnings, timeout=60, interval=0.3, what="the start-up warnings:\n" + op.log_tail())
         # Housekeeping pings Redis every second: watch a few seconds of it say nothing more.
         time.sleep(3)  # the observation window itself, not a wait for a condition
@@ -95,8 +110,9 @@ def test_start_up_warns_once_about_missing_workers_roots_and_redis(control_plane
 
 def test_without_a_redis_url_the_operator_exits_with_one_line(control_plane, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHASHFLEET_REDIS")}
-    argv = phashfleet_argv("operator", "--kubeconfig", str(control_plane.kubeconfig), "--namespace", "default",
-                           "--log-format", "json")
+    argv = phashfleet_argv(
+        "operator", "--kubeconfig", str(control_plane.kubeconfig), "--namespace", "default", "--log-format", "json"
+    )
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done
     (line,) = [line for line in done.stderr.splitlines() if line.strip()]

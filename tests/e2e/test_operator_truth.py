@@ -17,17 +17,33 @@ from harness.wait import wait_for
 @pytest.fixture
 def make_fleet(control_plane, namespace, redis_server, redis_env, pod_runner, operator, tmp_path, tmp_path_factory):
     """Factory: workers (allowed `worker_roots`) and an operator (`env` on top of the usual) for one namespace."""
+
     def start(worker_roots: str | None = None, **env: str) -> dict:
         roots = str(tmp_path_factory.getbasetemp())
-        control_plane.kubectl("create", "secret", "generic", "redis",
-                              f"--from-literal=password={redis_server.password}", "-n", namespace)
+        control_plane.kubectl(
+            "create", "secret", "generic", "redis", f"--from-literal=password={redis_server.password}", "-n", namespace
+        )
         control_plane.apply(worker_deployment(namespace, worker_roots or roots, redis_server.url))
         runner = pod_runner(namespace, WORKER)
-        op_env = {**redis_env, "PHASHFLEET_WORKER_DEPLOYMENT": WORKER, "PHASHFLEET_WORKER_NAMESPACE": namespace,
-                  "PHASHFLEET_MIN_REPLICAS": "0", "PHASHFLEET_MAX_REPLICAS": "2", "PHASHFLEET_IDLE_COOLDOWN": "2",
-                  "PHASHFLEET_ALLOWED_ROOTS": roots, "PHASHFLEET_OUTPUT_ROOTS": str(tmp_path), **env}
-        return {"data": tmp_path / "data", "runner": runner, "operator": operator(namespace, env=op_env),
-                "namespace": namespace, "tmp": tmp_path}
+        op_env = {
+            **redis_env,
+            "PHASHFLEET_WORKER_DEPLOYMENT": WORKER,
+            "PHASHFLEET_WORKER_NAMESPACE": namespace,
+            "PHASHFLEET_MIN_REPLICAS": "0",
+            "PHASHFLEET_MAX_REPLICAS": "2",
+            "PHASHFLEET_IDLE_COOLDOWN": "2",
+            "PHASHFLEET_ALLOWED_ROOTS": roots,
+            "PHASHFLEET_OUTPUT_ROOTS": str(tmp_path),
+            **env,
+        }
+        return {
+            "data": tmp_path / "data",
+            "runner": runner,
+            "operator": operator(namespace, env=op_env),
+            "namespace": namespace,
+            "tmp": tmp_path,
+        }
+
     return start
 
 
@@ -40,7 +56,8 @@ def _events(control_plane, namespace: str) -> list[dict]:
 
 
 def test_workers_without_the_source_among_their_roots_fail_the_job_at_once_naming_the_setting(
-        control_plane, make_fleet, tmp_path):
+    control_plane, make_fleet, tmp_path
+):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     fleet = make_fleet(worker_roots=str(elsewhere))  # the operator may list the source, the workers not read it
@@ -60,31 +77,50 @@ def test_workers_without_the_source_among_their_roots_fail_the_job_at_once_namin
     assert status["succeeded"] == 0 and 8 <= status["failed"] <= total // 4, status
     assert {f["reason"].split(":")[0] for f in status["failures"]} == {"outside_roots"}
     assert not output.exists()
-    assert any(e["type"] == "Warning" and e["reason"] == "Failed" and "PHASHFLEET_ALLOWED_ROOTS" in e["message"]
-               for e in _events(control_plane, fleet["namespace"]))
+    assert any(
+        e["type"] == "Warning" and e["reason"] == "Failed" and "PHASHFLEET_ALLOWED_ROOTS" in e["message"]
+        for e in _events(control_plane, fleet["namespace"])
+    )
 
 
 def test_a_job_above_max_failed_percent_ends_failed_with_the_numbers(control_plane, make_fleet):
     fleet = make_fleet()
     truth = make_corpus(fleet["data"], photos=20)  # broken.jpg fails: 1 of 42 files, 2.4%
-    control_plane.apply(phash_job("strict", f"file://{fleet['data']}", str(fleet["tmp"] / "strict.jsonl"),
-                                  failurePolicy={"maxFailedPercent": 0.5}), namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job(
+            "strict",
+            f"file://{fleet['data']}",
+            str(fleet["tmp"] / "strict.jsonl"),
+            failurePolicy={"maxFailedPercent": 0.5},
+        ),
+        namespace=fleet["namespace"],
+    )
     status = wait_phase(control_plane, fleet, "strict", timeout=120)
     condition = _condition(status)
     assert status["phase"] == "Failed" and condition["reason"] == "TooManyFailures", status
     assert f"of {truth['files']} files failed" in condition["message"]
     assert "spec.failurePolicy.maxFailedPercent 0.5%" in condition["message"]
     # Immutable like the rest of the spec.
-    change = control_plane.kubectl("patch", "phj", "strict", "-n", fleet["namespace"], "--type=merge", "-p",
-                                   '{"spec":{"failurePolicy":{"maxFailedPercent":50}}}', check=False)
+    change = control_plane.kubectl(
+        "patch",
+        "phj",
+        "strict",
+        "-n",
+        fleet["namespace"],
+        "--type=merge",
+        "-p",
+        '{"spec":{"failurePolicy":{"maxFailedPercent":50}}}',
+        check=False,
+    )
     assert change.returncode != 0 and "spec.failurePolicy is immutable" in change.stderr
 
 
 def test_an_output_outside_the_roots_fails_before_any_file_is_hashed(control_plane, make_fleet, redis_server):
     fleet = make_fleet()
     make_corpus(fleet["data"], photos=40)
-    control_plane.apply(phash_job("early", f"file://{fleet['data']}", "/tmp/phashfleet-early.jsonl"),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job("early", f"file://{fleet['data']}", "/tmp/phashfleet-early.jsonl"), namespace=fleet["namespace"]
+    )
     status = wait_phase(control_plane, fleet, "early", timeout=60)
     condition = _condition(status)
     assert status["phase"] == "Failed" and condition["reason"] == "OutputFailed"
@@ -94,16 +130,23 @@ def test_an_output_outside_the_roots_fails_before_any_file_is_hashed(control_pla
     assert fleet["runner"].max_running() == 0
 
 
-def test_no_running_worker_is_a_condition_and_an_event_and_the_job_goes_on_when_one_starts(
-        control_plane, make_fleet):
+def test_no_running_worker_is_a_condition_and_an_event_and_the_job_goes_on_when_one_starts(control_plane, make_fleet):
     # Autoscaling off and the Deployment at 0: nothing will start a worker until someone does.
     fleet = make_fleet(PHASHFLEET_AUTOSCALING="none", PHASHFLEET_NO_WORKERS_SECONDS="3")
     truth = make_corpus(fleet["data"], photos=5)
-    control_plane.apply(phash_job("idle", f"file://{fleet['data']}", str(fleet["tmp"] / "idle.jsonl")),
-                        namespace=fleet["namespace"])
-    status = wait_for(lambda: (s := job_status(control_plane, fleet["namespace"], "idle")).get("conditions")
-                      and _condition(s)["reason"] == "NoWorkers" and s, timeout=60, interval=0.5,
-                      what="the NoWorkers condition; operator log:\n" + fleet["operator"].log_tail())
+    control_plane.apply(
+        phash_job("idle", f"file://{fleet['data']}", str(fleet["tmp"] / "idle.jsonl")), namespace=fleet["namespace"]
+    )
+    status = wait_for(
+        lambda: (
+            (s := job_status(control_plane, fleet["namespace"], "idle")).get("conditions")
+            and _condition(s)["reason"] == "NoWorkers"
+            and s
+        ),
+        timeout=60,
+        interval=0.5,
+        what="the NoWorkers condition; operator log:\n" + fleet["operator"].log_tail(),
+    )
     condition = _condition(status)
     assert status["phase"] == "Running" and condition["type"] == "Progressing"
     assert "no worker has been running" in condition["message"] and WORKER in condition["message"]
@@ -129,14 +172,22 @@ def outage_site(tmp_path):
 
 
 def test_a_source_that_answers_503_for_a_while_is_waited_for_and_the_job_succeeds(
-        control_plane, make_fleet, outage_site):
+    control_plane, make_fleet, outage_site
+):
     server, uri, truth = outage_site
     fleet = make_fleet()
     server.up_at = time.monotonic() + OUTAGE_SECONDS
     control_plane.apply(phash_job("outage", uri, str(fleet["tmp"] / "outage.jsonl")), namespace=fleet["namespace"])
-    during = wait_for(lambda: (s := job_status(control_plane, fleet["namespace"], "outage")).get("conditions")
-                      and _condition(s)["reason"] == "SourceUnavailable" and s, timeout=30, interval=0.3,
-                      what="the SourceUnavailable condition; operator log:\n" + fleet["operator"].log_tail())
+    during = wait_for(
+        lambda: (
+            (s := job_status(control_plane, fleet["namespace"], "outage")).get("conditions")
+            and _condition(s)["reason"] == "SourceUnavailable"
+            and s
+        ),
+        timeout=30,
+        interval=0.3,
+        what="the SourceUnavailable condition; operator log:\n" + fleet["operator"].log_tail(),
+    )
     assert time.monotonic() < server.up_at, "the outage should still be on"
     assert _condition(during)["type"] == "Progressing" and "503" in _condition(during)["message"]
     assert "retrying in" in _condition(during)["message"]
@@ -153,8 +204,11 @@ def test_kubectl_explain_shows_ranges_defaults_and_the_conditions(control_plane)
         return " ".join(control_plane.kubectl("explain", path).stdout.split())  # kubectl wraps lines
 
     # The apiserver publishes a new CRD's OpenAPI a moment after it is established.
-    wait_for(lambda: control_plane.kubectl("explain", "phj.spec", check=False).returncode == 0, timeout=60,
-             what="the PhashJob schema in the apiserver's OpenAPI")
+    wait_for(
+        lambda: control_plane.kubectl("explain", "phj.spec", check=False).returncode == 0,
+        timeout=60,
+        what="the PhashJob schema in the apiserver's OpenAPI",
+    )
 
     assert "1 to 1000, default 64" in explain("phj.spec.batchSize")
     assert "4 to 32, default 8" in explain("phj.spec.hashSize")

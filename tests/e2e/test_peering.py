@@ -22,17 +22,22 @@ def test_standby_waits_then_takes_over(control_plane, fleet, big_corpus, operato
     ns = fleet["namespace"]
     control_plane.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
     control_plane.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
-    control_plane.apply({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
-                         "metadata": {"name": "phash-fleet", "namespace": ns}})
+    control_plane.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "phash-fleet", "namespace": ns}}
+    )
     fleet["operator"].stop()  # the fixture's standalone operator leaves; two peered replicas come in
     env = {**fleet["env"], "PHASHFLEET_PEERING_LIFETIME": "8"}
     leader = operator(ns, env=env, name="leader", args=("--peering", "phash-fleet", "--priority", "100"))
     standby = operator(ns, env=env, name="standby", args=("--peering", "phash-fleet", "--priority", "50"))
     folder, truth = big_corpus
-    control_plane.apply(phash_job("peered", f"file://{folder}", str(fleet["tmp"] / "peered.jsonl"), batchSize=2),
-                        namespace=ns)
-    wait_for(lambda: job_status(control_plane, ns, "peered").get("succeeded", 0) >= 4, timeout=120,
-             what="the leader making progress")
+    control_plane.apply(
+        phash_job("peered", f"file://{folder}", str(fleet["tmp"] / "peered.jsonl"), batchSize=2), namespace=ns
+    )
+    wait_for(
+        lambda: job_status(control_plane, ns, "peered").get("succeeded", 0) >= 4,
+        timeout=120,
+        what="the leader making progress",
+    )
     assert _status_writes(leader) > 0
     assert _status_writes(standby) == 0, "the standby acted while the leader was alive"
     killed_at = time.monotonic()

@@ -54,8 +54,11 @@ def test_runner_follows_replicas_up_and_down(control_plane, namespace, pod_runne
     runner = pod_runner(namespace, "sleeper")
     for replicas in (3, 1, 0):
         _scale(control_plane, namespace, replicas)
-        wait_for(lambda: runner.running() == replicas and _ready(control_plane, namespace) == replicas,
-                 timeout=30, what=f"{replicas} running processes and readyReplicas")
+        wait_for(
+            lambda n=replicas: runner.running() == n and _ready(control_plane, namespace) == n,
+            timeout=30,
+            what=f"{replicas} running processes and readyReplicas",
+        )
     assert runner.max_running() == 3
     # Every process stopped by a scale-down got SIGTERM and exited cleanly (0), not killed.
     wait_for(lambda: len(runner.exits) == 3, timeout=30, what="three exits recorded")
@@ -68,6 +71,7 @@ def test_runner_restarts_a_killed_process(control_plane, namespace, pod_runner):
     runner = pod_runner(namespace, "sleeper")
     wait_for(lambda: runner.running() == 2, timeout=30, what="two processes")
     victim = runner.kill_one(signal.SIGKILL)
-    wait_for(lambda: victim not in runner.pids() and runner.running() == 2, timeout=30,
-             what="the killed process replaced")
+    wait_for(
+        lambda: victim not in runner.pids() and runner.running() == 2, timeout=30, what="the killed process replaced"
+    )
     assert any(code == -signal.SIGKILL for _, code in runner.exits)

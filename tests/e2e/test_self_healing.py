@@ -10,18 +10,24 @@ import pytest
 from harness.fleet import job_status, make_corpus, phash_job, wait_phase
 from harness.wait import wait_for
 
+
 def _start_job(control_plane, fleet, corpus, name: str, **spec) -> tuple[dict, object]:
     folder, truth = corpus
     output = fleet["tmp"] / f"{name}.jsonl"
-    control_plane.apply(phash_job(name, f"file://{folder}", str(output), batchSize=2, **spec),
-                        namespace=fleet["namespace"])
+    control_plane.apply(
+        phash_job(name, f"file://{folder}", str(output), batchSize=2, **spec), namespace=fleet["namespace"]
+    )
     return truth, output
 
 
 def _mid_job(control_plane, fleet, name: str) -> dict:
     """Wait until the job has records but is far from done."""
-    return wait_for(lambda: (s := job_status(control_plane, fleet["namespace"], name)).get("succeeded", 0) >= 4 and s,
-                    timeout=120, interval=0.2, what=f"{name} part-way")
+    return wait_for(
+        lambda: (s := job_status(control_plane, fleet["namespace"], name)).get("succeeded", 0) >= 4 and s,
+        timeout=120,
+        interval=0.2,
+        what=f"{name} part-way",
+    )
 
 
 def _assert_exact(status: dict, truth: dict, output) -> None:
@@ -67,8 +73,9 @@ def test_suspend_stops_handing_out_and_resume_finishes(control_plane, fleet, big
     assert settled < truth["files"]
     control_plane.kubectl("patch", "phj", "pausable", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":false}}')
     _assert_exact(wait_phase(control_plane, fleet, "pausable"), truth, output)
-    reasons = {e["reason"] for e in json.loads(control_plane.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
-               ["items"]}
+    reasons = {
+        e["reason"] for e in json.loads(control_plane.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
+    }
     assert {"Suspended", "Resumed", "Completed"} <= reasons
 
 
@@ -90,11 +97,15 @@ def test_high_priority_job_overtakes_a_low_one(control_plane, fleet, big_corpus)
     ns = fleet["namespace"]
     small = fleet["tmp"] / "small"
     make_corpus(small, photos=4, size=(1600, 1200))
-    control_plane.apply(phash_job("low", f"file://{big_corpus[0]}", str(fleet["tmp"] / "low.jsonl"),
-                                  batchSize=2, priority="low"), namespace=ns)
+    control_plane.apply(
+        phash_job("low", f"file://{big_corpus[0]}", str(fleet["tmp"] / "low.jsonl"), batchSize=2, priority="low"),
+        namespace=ns,
+    )
     _mid_job(control_plane, fleet, "low")
-    control_plane.apply(phash_job("high", f"file://{small}", str(fleet["tmp"] / "high.jsonl"),
-                                  batchSize=2, priority="high"), namespace=ns)
+    control_plane.apply(
+        phash_job("high", f"file://{small}", str(fleet["tmp"] / "high.jsonl"), batchSize=2, priority="high"),
+        namespace=ns,
+    )
     high = wait_phase(control_plane, fleet, "high")
     low_when_high_done = job_status(control_plane, ns, "low")
     assert high["phase"] == "Succeeded"

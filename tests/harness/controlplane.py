@@ -28,10 +28,17 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 class ControlPlane:
     """etcd and kube-apiserver on free loopback ports, plus an admin kubeconfig for everything else."""
 
-    def __init__(self, workdir: Path, *, address: str = "127.0.0.1", port: int | None = None,
-                 service_cidr: str = "10.96.0.0/16", extra_hosts: tuple[str, ...] = (),
-                 authorization: str = "RBAC",
-                 extra_args: tuple[str, ...] = ("--endpoint-reconciler-type=none",)) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        address: str = "127.0.0.1",
+        port: int | None = None,
+        service_cidr: str = "10.96.0.0/16",
+        extra_hosts: tuple[str, ...] = (),
+        authorization: str = "RBAC",
+        extra_args: tuple[str, ...] = ("--endpoint-reconciler-type=none",),
+    ) -> None:
         self.workdir = workdir
         self.pki = workdir / "pki"
         self.kubeconfig = workdir / "kubeconfig"
@@ -58,10 +65,21 @@ class ControlPlane:
         """Make the CA, the serving, admin and service-account keys; return the CA to sign more with."""
         ca = self.authority = CertificateAuthority(self.pki)
         self.ca = ca.pair
-        self.serving = ca.issue("apiserver", "kube-apiserver", server=True,
-                           hosts=(self.address, "127.0.0.1", "localhost", *self.extra_hosts, "kubernetes",
-                                  "kubernetes.default", "kubernetes.default.svc",
-                                  "kubernetes.default.svc.cluster.local"))
+        self.serving = ca.issue(
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            hosts=(
+                self.address,
+                "127.0.0.1",
+                "localhost",
+                *self.extra_hosts,
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+        )
         self.admin = ca.issue("admin", "phashfleet-test-admin", org="system:masters")
         self.service_account = service_account_keys(self.pki)
         return ca
@@ -73,30 +91,52 @@ class ControlPlane:
         shm = Path("/dev/shm")
         data_root = Path(os.environ.get("PHASHFLEET_ETCD_DIR", shm if shm.is_dir() else self.workdir))
         self.etcd_data = data_root / f"phashfleet-etcd-{os.getpid()}-{self.port}"
-        self.etcd = ManagedProcess("etcd", [
-            str(tools.find("etcd")), "--name", "test", "--data-dir", str(self.etcd_data),
-            "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{self.etcd_peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.etcd_peer_port}",
-            "--initial-cluster", f"test=http://127.0.0.1:{self.etcd_peer_port}",
-            "--log-level", "warn",
-        ], self.workdir / "logs" / "etcd.log")
-        self.apiserver = ManagedProcess("kube-apiserver", [
-            str(tools.find("kube-apiserver")),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            f"--bind-address={self.address}", f"--advertise-address={self.address}", f"--secure-port={self.port}",
-            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={self.ca.cert}",
-            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
-            f"--authorization-mode={self.authorization}",
-            f"--service-cluster-ip-range={self.service_cidr}",
-            *self.extra_args,
-            f"--cert-dir={self.pki}",
-            "--profiling=false",
-            "--v=1",
-        ], self.workdir / "logs" / "kube-apiserver.log")
+        self.etcd = ManagedProcess(
+            "etcd",
+            [
+                str(tools.find("etcd")),
+                "--name",
+                "test",
+                "--data-dir",
+                str(self.etcd_data),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{self.etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{self.etcd_peer_port}",
+                "--initial-cluster",
+                f"test=http://127.0.0.1:{self.etcd_peer_port}",
+                "--log-level",
+                "warn",
+            ],
+            self.workdir / "logs" / "etcd.log",
+        )
+        self.apiserver = ManagedProcess(
+            "kube-apiserver",
+            [
+                str(tools.find("kube-apiserver")),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
+                f"--secure-port={self.port}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={self.ca.cert}",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                f"--authorization-mode={self.authorization}",
+                f"--service-cluster-ip-range={self.service_cidr}",
+                *self.extra_args,
+                f"--cert-dir={self.pki}",
+                "--profiling=false",
+                "--v=1",
+            ],
+            self.workdir / "logs" / "kube-apiserver.log",
+        )
         self.etcd.start()
         self.start_apiserver()
         self._write_kubeconfig()
@@ -137,15 +177,19 @@ class ControlPlane:
             return resp.read().strip() == b"ok"
 
     def _write_kubeconfig(self) -> None:
-        self.write_kubeconfig(self.kubeconfig, user={
-            "client-certificate": str(self.admin.cert), "client-key": str(self.admin.key)})
+        self.write_kubeconfig(
+            self.kubeconfig, user={"client-certificate": str(self.admin.cert), "client-key": str(self.admin.key)}
+        )
 
     def write_kubeconfig(self, path: Path, *, user: dict, namespace: str = "default") -> Path:
         """Write a kubeconfig for this cluster with the given user entry (cert/key or token)."""
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "test", "cluster": {"server": self.server,
-                                                       "certificate-authority": str(self.ca.cert)}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "test",
+            "clusters": [
+                {"name": "test", "cluster": {"server": self.server, "certificate-authority": str(self.ca.cert)}}
+            ],
             "users": [{"name": "user", "user": user}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "user", "namespace": namespace}}],
         }
@@ -158,8 +202,14 @@ class ControlPlane:
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip()
         return self.write_kubeconfig(path, user={"token": token}, namespace=namespace)
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                kubeconfig: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess:
         """Run kubectl against this cluster; raise with its stderr when `check` and it fails."""
         cmd = [str(self.kubectl_path), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
         result = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
@@ -167,8 +217,9 @@ class ControlPlane:
             raise subprocess.CalledProcessError(result.returncode, cmd, result.stdout, result.stderr)
         return result
 
-    def apply(self, manifest: dict | str, *, namespace: str | None = None, check: bool = True,
-              server_side: bool = False) -> subprocess.CompletedProcess:
+    def apply(
+        self, manifest: dict | str, *, namespace: str | None = None, check: bool = True, server_side: bool = False
+    ) -> subprocess.CompletedProcess:
         """`kubectl apply -f -` a manifest given as a dict or YAML text."""
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
@@ -183,6 +234,6 @@ class ControlPlane:
 
     def api_client(self, kubeconfig: Path | None = None):
         """A kubernetes.client.ApiClient for this cluster (admin unless another kubeconfig is given)."""
-        from kubernetes import config  # noqa: PLC0415 - heavy import, only when a test needs it
+        from kubernetes import config
 
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))

@@ -7,14 +7,18 @@ from pathlib import Path
 import yaml
 from PIL import ImageFilter
 
-from harness.wait import wait_for
 from harness.synthetic import photo_like
+from harness.wait import wait_for
 
 WORKER = "phash-fleet-worker"
 
 
-def make_corpus(folder: Path, photos: int, size: tuple[int, int] = (320, 240), copy_format: str = "png",
-                ) -> dict[str, int]:
+def make_corpus(
+    folder: Path,
+    photos: int,
+    size: tuple[int, int] = (320, 240),
+    copy_format: str = "png",
+) -> dict[str, int]:
     """Write photos (each with a blurred near-duplicate), a corrupt JPEG and a text file; return the truth."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(photos):
@@ -50,9 +54,19 @@ spec:
 
 
 def phash_job(name: str, uri: str, output: str, **spec) -> dict:
-    return {"apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob", "metadata": {"name": name},
-            "spec": {"source": {"uri": uri}, "batchSize": 8, "timeoutSeconds": 20,
-                     "output": {"uri": output}, "duplicates": {"maxDistance": 8}, **spec}}
+    return {
+        "apiVersion": "phashfleet.io/v1alpha1",
+        "kind": "PhashJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"uri": uri},
+            "batchSize": 8,
+            "timeoutSeconds": 20,
+            "output": {"uri": output},
+            "duplicates": {"maxDistance": 8},
+            **spec,
+        },
+    }
 
 
 def job_status(control_plane, namespace: str, name: str) -> dict:
@@ -62,6 +76,9 @@ def job_status(control_plane, namespace: str, name: str) -> dict:
 
 def wait_phase(control_plane, fleet, name: str, phases=("Succeeded", "Failed"), timeout: float = 240) -> dict:
     """Poll until the job reaches one of `phases`; return its status."""
-    return wait_for(lambda: (s := job_status(control_plane, fleet["namespace"], name)).get("phase") in phases and s,
-                    timeout=timeout, interval=0.5,
-                    what=f"{name} to reach {phases}; operator log:\n" + fleet["operator"].log_tail())
+    return wait_for(
+        lambda: (s := job_status(control_plane, fleet["namespace"], name)).get("phase") in phases and s,
+        timeout=timeout,
+        interval=0.5,
+        what=f"{name} to reach {phases}; operator log:\n" + fleet["operator"].log_tail(),
+    )

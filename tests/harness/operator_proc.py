@@ -20,14 +20,28 @@ def phashfleet_argv(*args: str) -> list[str]:
 class OperatorProcess(ManagedProcess):
     """One operator replica with its own metrics and health ports; kill/restart come from ManagedProcess."""
 
-    def __init__(self, name: str, kubeconfig: Path, logdir: Path, *, namespace: str | None,
-                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        kubeconfig: Path,
+        logdir: Path,
+        *,
+        namespace: str | None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.metrics_port = free_port()
         self.health_port = free_port()
         argv = phashfleet_argv(
-            "operator", "--kubeconfig", str(kubeconfig),
-            "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-            *(["--namespace", namespace] if namespace else ["--all-namespaces"]), *args,
+            "operator",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--health-port",
+            str(self.health_port),
+            *(["--namespace", namespace] if namespace else ["--all-namespaces"]),
+            *args,
         )
         super().__init__(name, argv, logdir / f"{name}.log", env={**os.environ, **(env or {})})
 

@@ -15,14 +15,14 @@ from pathlib import Path
 class _Outage(SimpleHTTPRequestHandler):
     """Serves the folder, answering 503 while time.monotonic() < server.up_at (and counting those)."""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         if time.monotonic() < self.server.up_at:
             self.server.refused += 1
             self.send_error(503)
             return
         super().do_GET()
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815 - http.server dispatches on the method's name, do_<METHOD>
 
     def log_message(self, *args):
         pass

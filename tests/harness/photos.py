@@ -22,8 +22,7 @@ from PIL import Image
 #: Bumped whenever a variant's recipe changes, so cached files are made anew.
 VERSION = 1
 #: Outside the checkout (beside the built tools), so every clone on a warm machine reuses the files.
-CACHE = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "phash-fleet" / "real-photos"
-         / f"v{VERSION}")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "phash-fleet" / "real-photos" / f"v{VERSION}"
 
 #: photo name -> (distribution, path inside its wheel). Photographs only: no drawings or phantoms.
 PHOTOS = {
@@ -120,7 +119,9 @@ def _jpeg(quality: int, subsampling: str) -> tuple[str, dict]:
     return "JPEG", {"quality": quality, "subsampling": SUBSAMPLINGS[subsampling]}
 
 
-def _recipes(name: str, index: int, large: bool) -> list[tuple[str, str, Callable[[Image.Image], Image.Image], str, dict]]:
+def _recipes(
+    name: str, index: int, large: bool
+) -> list[tuple[str, str, Callable[[Image.Image], Image.Image], str, dict]]:
     """(kind, file stem suffix, image builder, format, save options) for one photo's variants."""
     q1, s1 = JPEG_COMBOS[index % len(JPEG_COMBOS)]
     q2, s2 = JPEG_COMBOS[(index + 5) % len(JPEG_COMBOS)]
@@ -132,8 +133,13 @@ def _recipes(name: str, index: int, large: bool) -> list[tuple[str, str, Callabl
         ("jpeg", f"q{q2}-{s2}", lambda im: im, *_jpeg(q2, s2)),
         ("grey", "grey-q85", lambda im: im.convert("L"), "JPEG", {"quality": 85}),
         ("crop", f"crop-q{q3}-{s3}", lambda im: _crop(im, index), *_jpeg(q3, s3)),
-        ("downscale", "half", lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)),
-                                                  Image.Resampling.BICUBIC), "PNG", {}),
+        (
+            "downscale",
+            "half",
+            lambda im: im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.BICUBIC),
+            "PNG",
+            {},
+        ),
         ("1mp", f"1mp-q{q4}-{s4}", lambda im: _scaled(im, 1_000_000), *_jpeg(q4, s4)),
         ("3mp", "3mp-q90-420", lambda im: _scaled(im, 3_000_000), *_jpeg(90, "420")),
         ("2mp-png", "2mp", lambda im: _scaled(im, 2_000_000), "PNG", {"compress_level": 1}),

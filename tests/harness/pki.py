@@ -42,7 +42,7 @@ class CertificateAuthority:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._cert = (
             x509.CertificateBuilder()
             .subject_name(_name(name))
@@ -59,11 +59,12 @@ class CertificateAuthority:
         self.pair.cert.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self._key, self.pair.key)
 
-    def issue(self, name: str, common_name: str, *, org: str | None = None, hosts: tuple[str, ...] = (),
-              server: bool = False) -> CertPair:
+    def issue(
+        self, name: str, common_name: str, *, org: str | None = None, hosts: tuple[str, ...] = (), server: bool = False
+    ) -> CertPair:
         """Sign a certificate: serving (with `hosts` as SANs) when `server`, else a client certificate."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder()

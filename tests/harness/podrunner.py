@@ -134,10 +134,20 @@ class PodRunner:
         running = self.running()
         self.history.append(Sample(time.monotonic(), desired, running))
         status = dep.status
-        if (status.replicas or 0) != running or (status.ready_replicas or 0) != running or \
-                status.observed_generation != dep.metadata.generation:
-            body = {"status": {"replicas": running, "readyReplicas": running, "availableReplicas": running,
-                               "updatedReplicas": running, "observedGeneration": dep.metadata.generation}}
+        if (
+            (status.replicas or 0) != running
+            or (status.ready_replicas or 0) != running
+            or status.observed_generation != dep.metadata.generation
+        ):
+            body = {
+                "status": {
+                    "replicas": running,
+                    "readyReplicas": running,
+                    "availableReplicas": running,
+                    "updatedReplicas": running,
+                    "observedGeneration": dep.metadata.generation,
+                }
+            }
             self.apps.patch_namespaced_deployment_status(self.deployment, self.namespace, body)
 
     def _scale_to(self, desired: int, dep) -> None:
@@ -157,8 +167,7 @@ class PodRunner:
                 self.terminating[name] = proc
             while len(self.pods) < desired and dep is not None:
                 name = f"{self.deployment}-{time.time_ns():x}"
-                proc = ManagedProcess(name, self._argv(dep), self.logdir / f"{name}.log",
-                                      env=self._env(dep, name))
+                proc = ManagedProcess(name, self._argv(dep), self.logdir / f"{name}.log", env=self._env(dep, name))
                 proc.start()
                 self.pods[name] = proc
 
@@ -191,7 +200,7 @@ class PodRunner:
                 private.mkdir(parents=True, exist_ok=True)
                 for name, value in declared.items():
                     if value == mount.mount_path or value.startswith(mount.mount_path.rstrip("/") + "/"):
-                        declared[name] = str(private) + value[len(mount.mount_path.rstrip("/")):]
+                        declared[name] = str(private) + value[len(mount.mount_path.rstrip("/")) :]
         return {**self.base_env, **declared}
 
     def _resolve(self, source, pod_name: str) -> str | None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 from pathlib import Path
 
-
 #: Every process the harness started, so the session can make sure none outlives it.
-STARTED: list["ManagedProcess"] = []
+STARTED: list[ManagedProcess] = []
 
 
 def kill_all_started() -> None:
@@ -21,8 +21,9 @@ def kill_all_started() -> None:
 class ManagedProcess:
     """One long-running server or worker process started by the harness."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -39,8 +40,9 @@ class ManagedProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts + 1}: {' '.join(self.argv)}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                         cwd=self.cwd, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+            )
         self.starts += 1
         STARTED.append(self)
 
@@ -65,10 +67,8 @@ class ManagedProcess:
             return None
         if self.alive:
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         code = self.proc.wait() if not self.alive else None
         self.kill()  # whatever is left of its session (forked children) goes too
         return code if code is not None else self.proc.wait()
@@ -77,10 +77,8 @@ class ManagedProcess:
         """SIGKILL the process and everything in its session (children too, even orphaned), and reap it."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.proc.wait()
 
     def restart(self) -> None:

@@ -42,9 +42,22 @@ class RedisServer:
     def _argv(self) -> list[str]:
         args = [
             str(tools.find("redis-server")),
-            "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--requirepass", self.password, "--dir", str(self.datadir),
-            "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--requirepass",
+            self.password,
+            "--dir",
+            str(self.datadir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]

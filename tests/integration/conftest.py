@@ -18,8 +18,12 @@ def start_worker(redis_env, tmp_path):
 
     def start(roots: str = "", name: str = "worker", **extra_env: str) -> ManagedProcess:
         env = {**os.environ, **redis_env, "PHASHFLEET_ALLOWED_ROOTS": roots, **extra_env}
-        proc = ManagedProcess(f"{name}{len(procs)}", phashfleet_argv("worker", "--metrics-port", "0"),
-                              tmp_path / f"{name}{len(procs)}.log", env=env)
+        proc = ManagedProcess(
+            f"{name}{len(procs)}",
+            phashfleet_argv("worker", "--metrics-port", "0"),
+            tmp_path / f"{name}{len(procs)}.log",
+            env=env,
+        )
         proc.start()
         procs.append(proc)
         return proc

@@ -12,10 +12,10 @@ import redis
 from harness.outage import outage_server
 from harness.ports import free_port
 from harness.wait import wait_for
-from phashfleet.worker.broker import redis_client
 from phashfleet.job.spec import parse_spec
 from phashfleet.results import make_record
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.worker.broker import redis_client
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine, Unavailable
 
@@ -49,8 +49,12 @@ def _folder(path, files: int):
 def test_an_output_it_cannot_write_fails_the_job_before_any_file_is_listed(store, tmp_path):
     data = _folder(tmp_path / "data", 5)
     sent = []
-    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(
-        allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)), lambda: 1)
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)),
+        lambda: 1,
+    )
     spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "elsewhere" / "r.jsonl")}})
     events = Events()
     status = engine.tick("ns.leak.1", spec, {"phase": "Pending"}, events)
@@ -64,17 +68,33 @@ def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_
     data = _folder(tmp_path / "data", 100)
     out = tmp_path / "results" / "r.jsonl"
     sent: list[int] = []
-    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(
-        allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)), lambda: 2)
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)),
+        lambda: 2,
+    )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 10, "output": {"uri": str(out)}})
     job, events = "ns.outside.1", Events()
     status = engine.tick(job, spec, {"phase": "Pending"}, events)
     assert status["phase"] == "Running" and len(sent) > 1
     # The worker (started without the source among its roots) hashes the first batch: every file outside_roots.
     files = store.start_batch(job, sent[0], 1e18)
-    store.record(job, sent[0], [make_record(f, algorithm="phash", hash_size=8, status="failed",
-                                            reason=f"outside_roots: {f!r} is not under any allowed source root")
-                                for f in files], finish=True)
+    store.record(
+        job,
+        sent[0],
+        [
+            make_record(
+                f,
+                algorithm="phash",
+                hash_size=8,
+                status="failed",
+                reason=f"outside_roots: {f!r} is not under any allowed source root",
+            )
+            for f in files
+        ],
+        finish=True,
+    )
     status = engine.tick(job, spec, status, events)
     assert status["phase"] == "Failed", status
     condition = _true(status)
@@ -90,8 +110,13 @@ def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_
 def test_no_running_worker_is_shown_once_and_cleared_when_workers_come(store, tmp_path):
     data = _folder(tmp_path / "data", 20)
     ready = [0]
-    engine = JobEngine(store, lambda j, b: None, OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
-                       lambda: 1, ready_workers=lambda: ready[0])
+    engine = JobEngine(
+        store,
+        lambda j, b: None,
+        OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
+        lambda: 1,
+        ready_workers=lambda: ready[0],
+    )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 5})
     job, events, status = "ns.starved.1", Events(), {"phase": "Pending"}
 
@@ -117,9 +142,13 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
     """ready 0 (no Deployment) but files get done (workers outside the cluster): nothing to warn about."""
     data = _folder(tmp_path / "data", 40)
     sent: list[int] = []
-    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(allowed_roots=(str(data),),
-                                                                      no_workers_seconds=0.5),
-                       lambda: 1, ready_workers=lambda: 0)
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
+        lambda: 1,
+        ready_workers=lambda: 0,
+    )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 1})
     job, events, status = "ns.remote.1", Events(), {"phase": "Pending"}
     started = time.monotonic()
@@ -127,8 +156,12 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
         status = engine.tick(job, spec, status, events)
         batch = sent.pop(0)
         files = store.start_batch(job, batch, 1e18)
-        store.record(job, batch, [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00")
-                                  for f in files], finish=True)
+        store.record(
+            job,
+            batch,
+            [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files],
+            finish=True,
+        )
         time.sleep(0.1)  # the pace of the simulated remote worker, not a wait for a condition
     assert status["phase"] == "Running" and status["succeeded"] >= 10
     assert "NoWorkers" not in events.reasons()
@@ -168,8 +201,7 @@ def test_a_source_answering_503_is_retried_with_backoff_not_failed(store, flaky_
 def test_redis_that_cannot_be_reached_is_retried_not_failed(tmp_path):
     data = _folder(tmp_path / "data", 2)
     client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1)
-    engine = JobEngine(RedisJobStore(client), lambda j, b: None, OperatorConfig(allowed_roots=(str(data),)),
-                       lambda: 1)
+    engine = JobEngine(RedisJobStore(client), lambda j, b: None, OperatorConfig(allowed_roots=(str(data),)), lambda: 1)
     events = Events()
     with pytest.raises(Unavailable) as info:
         engine.tick("ns.noredis.1", parse_spec({"source": {"uri": str(data)}}), {"phase": "Running"}, events)

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 from PIL import Image
 
-
 #: What one hashing process may peak at on this corpus (the chart's worker limit is larger).
 RSS_LIMIT_MB = 1024
 
@@ -55,8 +54,13 @@ print(json.dumps({"records": records, "peak_kb": resource.getrusage(resource.RUS
 def test_every_hostile_file_becomes_a_clear_record_within_memory(tmp_path):
     expect = _corpus(tmp_path)
     refs = [str(tmp_path / name) for name in expect]
-    out = subprocess.run([sys.executable, "-c", _RUN, json.dumps(refs), str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN, json.dumps(refs), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     got = {os.path.basename(r["path"]): r for r in result["records"]}
     for name, status in expect.items():

@@ -15,13 +15,13 @@ import yaml
 
 from harness.operator_proc import phashfleet_argv
 from harness.process import ManagedProcess
-from harness.wait import wait_for
-from phashfleet.worker.actor import send_batch
-from phashfleet.worker.broker import make_broker, redis_client
-from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
 from harness.synthetic import photo_like
+from harness.wait import wait_for
+from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
 from phashfleet.job.spec import parse_spec
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import make_broker, redis_client
 
 TTL = 300
 #: The fleet's prefix and queue (what a process that sets neither uses).
@@ -43,10 +43,21 @@ def photos(tmp_path_factory) -> Path:
 
 def _manifest(tmp_path: Path, photos: Path) -> Path:
     path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob", "metadata": {"name": "local"},
-        "spec": {"source": {"uri": f"file://{photos}"}, "batchSize": 4, "ttlSecondsAfterFinished": TTL,
-                 "output": {"uri": f"file://{tmp_path / 'out' / 'hashes.jsonl'}", "format": "jsonl"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "phashfleet.io/v1alpha1",
+                "kind": "PhashJob",
+                "metadata": {"name": "local"},
+                "spec": {
+                    "source": {"uri": f"file://{photos}"},
+                    "batchSize": 4,
+                    "ttlSecondsAfterFinished": TTL,
+                    "output": {"uri": f"file://{tmp_path / 'out' / 'hashes.jsonl'}", "format": "jsonl"},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -56,8 +67,9 @@ def _clean_env(redis_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def _start_run(tmp_path: Path, photos: Path, redis_env: dict[str, str], jobs: int) -> ManagedProcess:
-    argv = phashfleet_argv("run", str(_manifest(tmp_path, photos)), "--redis", redis_env["PHASHFLEET_REDIS_URL"],
-                           "--jobs", str(jobs))
+    argv = phashfleet_argv(
+        "run", str(_manifest(tmp_path, photos)), "--redis", redis_env["PHASHFLEET_REDIS_URL"], "--jobs", str(jobs)
+    )
     run = ManagedProcess("run", argv, tmp_path / "run.log", env=_clean_env(redis_env))
     run.start()
     return run
@@ -136,8 +148,12 @@ def test_a_run_beside_a_fleet_worker_on_the_same_redis_keeps_its_batches_and_key
     photo_like(320, 240, seed=99).save(elsewhere / "fleet.jpg")
     # A fleet worker on the default queue and prefix whose roots do not hold the run's files: any batch of
     # the run it took would be `outside_roots` failures.
-    fleet = ManagedProcess("fleet-worker", phashfleet_argv("worker", "--metrics-port", "0"), tmp_path / "fleet.log",
-                           env=_clean_env(redis_env, PHASHFLEET_ALLOWED_ROOTS=str(elsewhere)))
+    fleet = ManagedProcess(
+        "fleet-worker",
+        phashfleet_argv("worker", "--metrics-port", "0"),
+        tmp_path / "fleet.log",
+        env=_clean_env(redis_env, PHASHFLEET_ALLOWED_ROOTS=str(elsewhere)),
+    )
     fleet.start()
     client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
     try:
@@ -145,8 +161,16 @@ def test_a_run_beside_a_fleet_worker_on_the_same_redis_keeps_its_batches_and_key
         store, broker = RedisJobStore(client), make_broker(client)
         spec = parse_spec({"source": {"uri": str(elsewhere)}})
         store.create("fleet.job", spec.hash_settings(), count_files(spec, (str(elsewhere),)))
-        dispatch_tick(store, "fleet.job", spec, ListingCursor(spec, (str(elsewhere),)),
-                      lambda j, b: send_batch(broker, j, b), now=time.time(), room=1, window=1)
+        dispatch_tick(
+            store,
+            "fleet.job",
+            spec,
+            ListingCursor(spec, (str(elsewhere),)),
+            lambda j, b: send_batch(broker, j, b),
+            now=time.time(),
+            room=1,
+            window=1,
+        )
         wait_for(lambda: store.snapshot("fleet.job").finished, timeout=60, what="the fleet worker to hash its job")
 
         run = _start_run(tmp_path, photos, redis_env, jobs=1)
@@ -187,8 +211,10 @@ def test_a_sigkilled_worker_is_replaced_and_the_job_ends_exact(redis_env, photos
         killed_at, records_then = time.monotonic(), _hashed_so_far(client)
 
         status = _finished(run, timeout=180)
-        print(f"killed the {victim} at {records_then} of 80 records; the run ended "
-              f"{time.monotonic() - killed_at:.1f} s later")
+        print(
+            f"killed the {victim} at {records_then} of 80 records; the run ended "
+            f"{time.monotonic() - killed_at:.1f} s later"
+        )
         assert run.proc.returncode == 0, run.log_tail(60)
         assert status["phase"] == "Succeeded", status
         assert (status["total"], status["succeeded"], status["failed"], status["skipped"]) == (80, 80, 0, 0)
@@ -218,14 +244,15 @@ def test_a_sigterm_to_the_run_stops_its_workers_and_deletes_its_queue(redis_env,
 
 def test_a_run_whose_worker_keeps_crashing_ends_failed_saying_so(redis_env, photos, monkeypatch):
     from phashfleet.embedded import run as localrun
-    from phashfleet.embedded import supervise  # noqa: PLC0415
+    from phashfleet.embedded import supervise
 
     monkeypatch.setattr(supervise, "worker_argv", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
     monkeypatch.setenv("PHASHFLEET_REDIS_PASSWORD", redis_env["PHASHFLEET_REDIS_PASSWORD"])
     spec = parse_spec({"source": {"uri": f"file://{photos}"}, "batchSize": 4, "ttlSecondsAfterFinished": TTL})
     started = time.monotonic()
-    result = localrun.run_with_redis(spec, "local.crashing.1", (str(photos),), redis_env["PHASHFLEET_REDIS_URL"],
-                                     jobs=2)
+    result = localrun.run_with_redis(
+        spec, "local.crashing.1", (str(photos),), redis_env["PHASHFLEET_REDIS_URL"], jobs=2
+    )
     print(f"the crash-looping run gave up after {time.monotonic() - started:.1f} s")
     assert not result.ok and result.status["phase"] == "Failed"
     (true,) = [c for c in result.status["conditions"] if c["status"] == "True"]

@@ -18,14 +18,23 @@ OUTAGE_SECONDS = 2.5
 
 def _manifest(tmp_path, uri: str):
     path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob",
-                                    "metadata": {"name": "outage"}, "spec": {"source": {"uri": uri}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "phashfleet.io/v1alpha1",
+                "kind": "PhashJob",
+                "metadata": {"name": "outage"},
+                "spec": {"source": {"uri": uri}},
+            }
+        )
+    )
     return path
 
 
 def _run(manifest) -> subprocess.CompletedProcess:
-    return subprocess.run(phashfleet_argv("run", str(manifest), "--jobs", "1"), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        phashfleet_argv("run", str(manifest), "--jobs", "1"), capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_run_whose_http_source_answers_503_for_a_while_succeeds(tmp_path):

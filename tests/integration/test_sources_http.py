@@ -12,13 +12,13 @@ import pytest
 
 from harness.outage import serving
 from harness.ports import free_port
-from phashfleet.state.cache_keys import cache_key, file_info
 from phashfleet.files.listing import (
     SourceNetworkError,
     SourceNotFoundError,
     SourcePermissionError,
     iter_source,
 )
+from phashfleet.state.cache_keys import cache_key, file_info
 
 fsspec = pytest.importorskip("fsspec")
 if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
@@ -32,14 +32,14 @@ SETTINGS = {"algorithm": "dhash", "hash_size": 16, "exact": True}
 class Handler(SimpleHTTPRequestHandler):
     """Serves a folder with listings, plus /forbidden/ (403) and /broken/ (500)."""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         for prefix, code in (("/forbidden", 403), ("/broken", 500)):
             if self.path.startswith(prefix):
                 self.send_error(code)
                 return
         super().do_GET()
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815 - http.server dispatches on the method's name, do_<METHOD>
 
     def log_message(self, *args):
         pass
@@ -62,22 +62,39 @@ def touch(root: Path, *names: str) -> None:
 
 def test_lists_folder_pages_in_order_and_files_read_back(site):
     root, base = site
-    names = ["pics/z.jpg", "pics/A.JPG", "pics/readme.txt", "pics/m/2.png", "pics/m/1.png",
-             "pics/m/deep/x.webp", "pics/sp ace/é ü.jpg", "pics/100%.jpg", "pics/hash#tag.jpg", "top.jpg"]
+    names = [
+        "pics/z.jpg",
+        "pics/A.JPG",
+        "pics/readme.txt",
+        "pics/m/2.png",
+        "pics/m/1.png",
+        "pics/m/deep/x.webp",
+        "pics/sp ace/é ü.jpg",
+        "pics/100%.jpg",
+        "pics/hash#tag.jpg",
+        "top.jpg",
+    ]
     touch(root, *names)
     refs = list(iter_source({"uri": f"{base}/pics/"}, []))
     fs = fsspec.filesystem("http", skip_instance_cache=True)
     contents = [fs.cat(ref).decode() for ref in refs]
-    assert contents == ["pics/100%.jpg", "pics/A.JPG", "pics/hash#tag.jpg", "pics/z.jpg",
-                        "pics/m/1.png", "pics/m/2.png", "pics/m/deep/x.webp", "pics/sp ace/é ü.jpg"]
+    assert contents == [
+        "pics/100%.jpg",
+        "pics/A.JPG",
+        "pics/hash#tag.jpg",
+        "pics/z.jpg",
+        "pics/m/1.png",
+        "pics/m/2.png",
+        "pics/m/deep/x.webp",
+        "pics/sp ace/é ü.jpg",
+    ]
     assert all(ref.startswith(f"{base}/pics/") for ref in refs)
 
 
 def test_globs_see_decoded_names(site):
     root, base = site
     touch(root, "pics/sp ace/é ü.jpg", "pics/sp ace/other.jpg", "pics/skip me/a.jpg", "pics/b.JPG")
-    refs = list(iter_source({"uri": f"{base}/pics/", "include": ["**/É*.jpg", "*.jpg"],
-                             "exclude": ["skip me/**"]}, []))
+    refs = list(iter_source({"uri": f"{base}/pics/", "include": ["**/É*.jpg", "*.jpg"], "exclude": ["skip me/**"]}, []))
     assert [fsspec.filesystem("http").cat(r).decode() for r in refs] == ["pics/b.JPG", "pics/sp ace/é ü.jpg"]
 
 
@@ -87,7 +104,9 @@ def test_uri_without_slash_lists_and_file_uri_yields_itself(site):
     assert list(iter_source({"uri": f"{base}/pics"}, [])) == [f"{base}/pics/a.jpg", f"{base}/pics/d/b.jpg"]
     assert list(iter_source({"uri": f"{base}/pics/a.jpg"}, [])) == [f"{base}/pics/a.jpg"]
     assert list(iter_source({"uri": f"{base}/pics/", "files": ["d/b.jpg"]}, [])) == [
-        f"{base}/pics/d/b.jpg", f"{base}/pics/a.jpg"]
+        f"{base}/pics/d/b.jpg",
+        f"{base}/pics/a.jpg",
+    ]
 
 
 def test_only_links_below_the_folder_are_followed(site):
@@ -95,8 +114,19 @@ def test_only_links_below_the_folder_are_followed(site):
     touch(root, "g/a.jpg", "g/sub/b.jpg", "outside.jpg")
     # A hand-written index page (http.server serves it instead of a listing) with every kind of
     # link that must not be walked: parent, absolute elsewhere, other host, self, query, anchor.
-    links = ["a.jpg", "sub/", "../outside.jpg", "../", "/outside.jpg", "http://example.invalid/x.jpg",
-             "./", f"{base}/g/", "?C=N;O=D", "#top", "sub/../a.jpg"]
+    links = [
+        "a.jpg",
+        "sub/",
+        "../outside.jpg",
+        "../",
+        "/outside.jpg",
+        "http://example.invalid/x.jpg",
+        "./",
+        f"{base}/g/",
+        "?C=N;O=D",
+        "#top",
+        "sub/../a.jpg",
+    ]
     (root / "g" / "index.html").write_text("".join(f'<a href="{link}">{link}</a>\n' for link in links))
     refs = list(iter_source({"uri": f"{base}/g/"}, []))
     assert refs == [f"{base}/g/a.jpg", f"{base}/g/sub/b.jpg"]

@@ -8,15 +8,15 @@ import pytest
 
 from harness.ci import IN_CI
 from harness.ports import free_port
-from phashfleet.state.cache_keys import cache_key, file_info
+from phashfleet.files.listing import SourceNetworkError, SourceNotFoundError, iter_source
 from phashfleet.files.outputs import read_records, write_records
 from phashfleet.results import make_record
-from phashfleet.files.listing import SourceNetworkError, SourceNotFoundError, iter_source
+from phashfleet.state.cache_keys import cache_key, file_info
 
 try:
     import boto3
-    from moto.server import ThreadedMotoServer
     import s3fs  # noqa: F401 - the s3 extra under test
+    from moto.server import ThreadedMotoServer
 except ImportError as exc:  # pragma: no cover - depends on the environment
     if IN_CI:
         raise
@@ -37,8 +37,13 @@ def endpoint() -> str:
 
 @pytest.fixture
 def s3(endpoint, request):
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=CREDS["key"], aws_secret_access_key=CREDS["secret"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDS["key"],
+        aws_secret_access_key=CREDS["secret"],
+    )
     bucket = "b-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     client.create_bucket(Bucket=bucket)
     return client, bucket, {"endpoint_url": endpoint, **CREDS}
@@ -51,20 +56,37 @@ def put(client, bucket, *keys, body=b"x"):
 
 def test_lists_a_prefix_in_order_with_globs(s3):
     client, bucket, opts = s3
-    put(client, bucket, "p/z.jpg", "p/A.JPG", "p/notes.txt", "p/m/2.png", "p/m/1.png", "p/b/deep/x.webp",
-        "p/with space é.jpg", "p/skip/s.jpg", "other/o.jpg")
+    put(
+        client,
+        bucket,
+        "p/z.jpg",
+        "p/A.JPG",
+        "p/notes.txt",
+        "p/m/2.png",
+        "p/m/1.png",
+        "p/b/deep/x.webp",
+        "p/with space é.jpg",
+        "p/skip/s.jpg",
+        "other/o.jpg",
+    )
     refs = list(iter_source({"uri": f"s3://{bucket}/p", "exclude": ["skip/**"]}, [], storage_options=opts))
-    assert refs == [f"s3://{bucket}/p/{k}" for k in
-                    ("A.JPG", "with space é.jpg", "z.jpg", "b/deep/x.webp", "m/1.png", "m/2.png")]
+    assert refs == [
+        f"s3://{bucket}/p/{k}" for k in ("A.JPG", "with space é.jpg", "z.jpg", "b/deep/x.webp", "m/1.png", "m/2.png")
+    ]
     assert list(iter_source({"uri": f"s3://{bucket}/p/", "include": ["*.jpg"]}, [], storage_options=opts)) == [
-        f"s3://{bucket}/p/A.JPG", f"s3://{bucket}/p/with space é.jpg", f"s3://{bucket}/p/z.jpg"]
+        f"s3://{bucket}/p/A.JPG",
+        f"s3://{bucket}/p/with space é.jpg",
+        f"s3://{bucket}/p/z.jpg",
+    ]
 
 
 def test_whole_bucket_single_key_and_files_list(s3):
     client, bucket, opts = s3
     put(client, bucket, "a.jpg", "d/b.jpg")
     assert list(iter_source({"uri": f"s3://{bucket}"}, [], storage_options=opts)) == [
-        f"s3://{bucket}/a.jpg", f"s3://{bucket}/d/b.jpg"]
+        f"s3://{bucket}/a.jpg",
+        f"s3://{bucket}/d/b.jpg",
+    ]
     assert list(iter_source({"uri": f"s3://{bucket}/d/b.jpg"}, [], storage_options=opts)) == [f"s3://{bucket}/d/b.jpg"]
     refs = list(iter_source({"uri": f"s3://{bucket}", "files": ["d/b.jpg", "extra.jpg"]}, [], storage_options=opts))
     assert refs == [f"s3://{bucket}/d/b.jpg", f"s3://{bucket}/extra.jpg", f"s3://{bucket}/a.jpg"]
@@ -89,8 +111,11 @@ def test_missing_bucket_or_prefix_is_not_found(s3):
 
 
 def test_unreachable_endpoint_is_a_network_error():
-    opts = {"endpoint_url": f"http://127.0.0.1:{free_port()}", **CREDS,
-            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
+    opts = {
+        "endpoint_url": f"http://127.0.0.1:{free_port()}",
+        **CREDS,
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+    }
     with pytest.raises(SourceNetworkError, match="s3://bucket/p") as info:
         list(iter_source({"uri": "s3://bucket/p"}, [], storage_options=opts))
     assert info.value.reason == "SourceUnreachable"
@@ -145,7 +170,8 @@ def test_failed_multipart_output_is_aborted(s3):
     # 5 MiB parts: ~60,000 records start a multipart upload before the failure.
     small_parts = {**opts, "default_block_size": 5 * 2**20}
     with pytest.raises(RuntimeError, match="records broke"):
-        write_records(_records(100_000, fail_at=90_000), f"s3://{bucket}/big.jsonl", "jsonl",
-                      storage_options=small_parts)
+        write_records(
+            _records(100_000, fail_at=90_000), f"s3://{bucket}/big.jsonl", "jsonl", storage_options=small_parts
+        )
     assert keys_of(client, bucket) == []
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

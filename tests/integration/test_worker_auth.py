@@ -15,15 +15,23 @@ DEADLINE = 30
 
 def test_a_wrong_redis_password_exits_non_zero_with_the_reason(redis_env):
     env = {**os.environ, **redis_env, "PHASHFLEET_REDIS_PASSWORD": "not-" + redis_env["PHASHFLEET_REDIS_PASSWORD"]}
-    proc = subprocess.Popen(phashfleet_argv("worker", "--metrics-port", "0"), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        phashfleet_argv("worker", "--metrics-port", "0"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     started = time.monotonic()
     try:
         out, err = proc.communicate(timeout=DEADLINE)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"the worker was still running after {DEADLINE}s; its stderr ends:\n{err[-2000:]}")
+        raise AssertionError(
+            f"the worker was still running after {DEADLINE}s; its stderr ends:\n{err[-2000:]}"
+        ) from None
     print(f"\nexited {proc.returncode} after {time.monotonic() - started:.1f}s: {err.strip()}")
     assert proc.returncode != 0
     lines = err.strip().splitlines()

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from harness.outage import serving
-from harness.wait import wait_for
-from phashfleet.worker.actor import send_batch
-from phashfleet.worker.broker import make_broker, redis_client
-from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
 from harness.synthetic import photo_like
+from harness.wait import wait_for
+from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
 from phashfleet.job.spec import parse_spec
 from phashfleet.state.keys import queue
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.worker.actor import send_batch
+from phashfleet.worker.broker import make_broker, redis_client
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def photos(tmp_path_factory) -> Path:
 @pytest.fixture
 def workers(start_worker, photos):
     """Factory for `phashfleet worker` processes that may read `photos`; all are stopped at the end."""
+
     def start(name: str = "w", **extra_env: str):
         return start_worker(str(photos), name=name, PHASHFLEET_SHUTDOWN_TIMEOUT="30", **extra_env)
 
@@ -43,13 +44,22 @@ def workers(start_worker, photos):
 class Driver:
     """Plays the operator's part for one job: hands out batches and resends overdue ones."""
 
-    def __init__(self, redis_env, photos: Path, *, batch_size: int = 10, timeout: int = 60, name: str = "job",
-                 exact: bool = False) -> None:
+    def __init__(
+        self,
+        redis_env,
+        photos: Path,
+        *,
+        batch_size: int = 10,
+        timeout: int = 60,
+        name: str = "job",
+        exact: bool = False,
+    ) -> None:
         client = redis_client(redis_env["PHASHFLEET_REDIS_URL"], redis_env["PHASHFLEET_REDIS_PASSWORD"])
         self.broker = make_broker(client)
         self.store = RedisJobStore(client)
-        self.spec = parse_spec({"source": {"uri": str(photos)}, "batchSize": batch_size, "timeoutSeconds": timeout,
-                                "exact": exact})
+        self.spec = parse_spec(
+            {"source": {"uri": str(photos)}, "batchSize": batch_size, "timeoutSeconds": timeout, "exact": exact}
+        )
         self.roots = (str(photos),)
         self.job_id = f"test.{name}.{os.getpid()}"
         self.store.create(self.job_id, self.spec.hash_settings(), count_files(self.spec, self.roots))
@@ -60,14 +70,16 @@ class Driver:
         send_batch(self.broker, job_id, batch_id)
 
     def tick(self, room: int = 2, window: int = 3):
-        result = dispatch_tick(self.store, self.job_id, self.spec, self.cursor, self.send, now=time.time(),
-                               room=room, window=window)
+        result = dispatch_tick(
+            self.store, self.job_id, self.spec, self.cursor, self.send, now=time.time(), room=room, window=window
+        )
         self.resent += result.resent
         return self.store.snapshot(self.job_id)
 
     def run_until_finished(self, timeout: float = 180, **kw):
-        return wait_for(lambda: (s := self.tick(**kw)).finished and s, timeout=timeout, interval=0.2,
-                        what="job finished")
+        return wait_for(
+            lambda: (s := self.tick(**kw)).finished and s, timeout=timeout, interval=0.2, what="job finished"
+        )
 
 
 def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers):
@@ -76,8 +88,7 @@ def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers
     assert snap.inflight == 1
     driver.send(driver.job_id, 0)  # a duplicate delivery of batch 0
     workers()
-    snap = wait_for(lambda: (s := driver.store.snapshot(driver.job_id)).finished and s, timeout=120,
-                    what="batch done")
+    snap = wait_for(lambda: (s := driver.store.snapshot(driver.job_id)).finished and s, timeout=120, what="batch done")
     assert snap.ok == 60 and snap.done_files == 60
     assert driver.store.client.hlen(f"phashfleet:job:{driver.job_id}:results") == 60
     # The duplicate was taken off the queue and dropped, not hashed into the counts again.
@@ -89,8 +100,12 @@ def test_sigterm_drains_the_in_flight_batch(redis_env, slow_site, workers):
     store, job_id = slow_job(redis_env, slow_site, "sigterm", batches=1, files=16)  # 4 s of hashing
     worker = workers()
     results_key = f"phashfleet:job:{job_id}:results"
-    wait_for(lambda: 0 < store.client.hlen(results_key) < 16, timeout=60, interval=0.02,
-             what="the worker part-way through the batch")
+    wait_for(
+        lambda: 0 < store.client.hlen(results_key) < 16,
+        timeout=60,
+        interval=0.02,
+        what="the worker part-way through the batch",
+    )
     worker.signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=60) == 0
     snap = store.snapshot(job_id)
@@ -103,8 +118,12 @@ def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, wo
     driver.tick()
     results_key = f"phashfleet:job:{driver.job_id}:results"
     leases_key = f"phashfleet:job:{driver.job_id}:leases"
-    wait_for(lambda: driver.store.client.hlen(results_key) > 0 and driver.store.client.zcard(leases_key) >= 1,
-             timeout=60, interval=0.02, what="the worker part-way through a leased batch")
+    wait_for(
+        lambda: driver.store.client.hlen(results_key) > 0 and driver.store.client.zcard(leases_key) >= 1,
+        timeout=60,
+        interval=0.02,
+        what="the worker part-way through a leased batch",
+    )
     killed_at = time.monotonic()
     victim.kill()
     assert driver.store.client.zcard(leases_key) >= 1, "the killed worker held a lease on a batch"
@@ -137,7 +156,7 @@ class SlowImages(BaseHTTPRequestHandler):
 
     png = b""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         time.sleep(SLOW_SECONDS)  # the server's own pace, not a wait in the test
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
@@ -184,8 +203,11 @@ def test_a_busy_worker_keeps_its_heartbeat_while_it_holds_every_message(redis_en
     store, job_id = slow_job(redis_env, slow_site, "heartbeat", batches=2, files=12)  # each batch 3 s: 2x the timeout
     client = store.client
     workers(PHASHFLEET_HEARTBEAT_TIMEOUT_MS=str(timeout_ms))
-    acks = wait_for(lambda: next((k for k in client.scan_iter("dramatiq:__acks__.*") if client.scard(k) == 2), None),
-                    timeout=60, what="the worker holding both messages")
+    acks = wait_for(
+        lambda: next((k for k in client.scan_iter("dramatiq:__acks__.*") if client.scard(k) == 2), None),
+        timeout=60,
+        what="the worker holding both messages",
+    )
     worker_id = acks.decode().split("__acks__.", 1)[1].rsplit(f".{queue()}", 1)[0]
     ages, first = [], time.monotonic()
     while client.scard(acks) == 2 and time.monotonic() - first < 60:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from harness.outage import serving
+from harness.synthetic import photo_like
 from harness.wait import wait_for
+from phashfleet.job.spec import parse_spec
 from phashfleet.state import keys
+from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.worker.actor import send_batch
 from phashfleet.worker.broker import make_broker, redis_client
-from harness.synthetic import photo_like
-from phashfleet.job.spec import parse_spec
-from phashfleet.state.redis_store import RedisJobStore
 
 
 def make_job(redis_env, name: str, settings: dict, batches: list[list[str]]) -> tuple[RedisJobStore, str]:
@@ -35,8 +35,12 @@ def make_job(redis_env, name: str, settings: dict, batches: list[list[str]]) -> 
 
 
 def finished(store: RedisJobStore, job_id: str, timeout: float):
-    return wait_for(lambda: (s := store.snapshot(job_id)).finished and s, timeout=timeout, interval=0.2,
-                    what=f"job {job_id} finished")
+    return wait_for(
+        lambda: (s := store.snapshot(job_id)).finished and s,
+        timeout=timeout,
+        interval=0.2,
+        what=f"job {job_id} finished",
+    )
 
 
 def test_a_batch_that_always_raises_becomes_failed_records_after_max_retries(redis_env, start_worker, tmp_path):
@@ -48,8 +52,11 @@ def test_a_batch_that_always_raises_becomes_failed_records_after_max_retries(red
     for i in range(6):
         photo_like(64, 48, seed=i).save(photos / f"p{i}.jpg")
     max_retries = 2
-    settings = {**parse_spec({"source": {"uri": str(photos)}, "maxRetries": max_retries}).hash_settings(),
-                "algorithm": "whash", "hash_size": 12}
+    settings = {
+        **parse_spec({"source": {"uri": str(photos)}, "maxRetries": max_retries}).hash_settings(),
+        "algorithm": "whash",
+        "hash_size": 12,
+    }
     files = sorted(str(p) for p in photos.iterdir())
     store, job_id = make_job(redis_env, "poison", settings, [files[:3], files[3:]])
     worker = start_worker(str(photos))
@@ -59,7 +66,8 @@ def test_a_batch_that_always_raises_becomes_failed_records_after_max_retries(red
     records = list(store.iter_results(job_id))
     assert sorted(r["path"] for r in records) == files
     assert {r["reason"] for r in records} == {
-        "batch_error: ValueError: whash needs a power-of-two hash_size (4, 8, 16, 32), not 12"}
+        "batch_error: ValueError: whash needs a power-of-two hash_size (4, 8, 16, 32), not 12"
+    }
     assert store.failures(job_id)[0]["status"] == "failed"
     # Each batch was tried 1 + maxRetries times, not more, and Dramatiq gave up on no message.
     log = worker.log_path.read_text()
@@ -99,10 +107,10 @@ class FlakyImages(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(data)
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self._answer(body=True)
 
-    def do_HEAD(self):  # noqa: N802
+    def do_HEAD(self):
         self._answer(body=False)
 
     def log_message(self, *args):
@@ -123,6 +131,7 @@ def flaky_site():
 def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, start_worker, flaky_site):
     """503 twice, then the image: `ok` with maxRetries 3, `failed` with maxRetries 1; a 404 and an
     undecodable file fail on their first read whatever maxRetries says."""
+
     def settings(max_retries: int) -> dict:
         return parse_spec({"source": {"uri": flaky_site + "/"}, "maxRetries": max_retries}).hash_settings()
 
@@ -150,7 +159,7 @@ def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, s
 
 def test_phashfleet_run_honours_max_retries_for_a_flaky_file(flaky_site):
     """The embedded run reads a file answering 503 twice like a worker does: ok with maxRetries 3, failed with 1."""
-    from phashfleet.embedded.run import run_embedded  # noqa: PLC0415
+    from phashfleet.embedded.run import run_embedded
 
     def run(name: str, max_retries: int) -> dict:
         spec = parse_spec({"source": {"uri": f"{flaky_site}/flaky/{name}.png"}, "maxRetries": max_retries})
@@ -172,7 +181,7 @@ def _always_raises(files, settings, roots):
 def test_phashfleet_run_turns_a_batch_that_keeps_raising_into_failed_records(tmp_path, monkeypatch):
     """A batch that raises in the embedded pool is tried 1 + maxRetries times, then its files are failed
     records with the error as reason and the run ends Failed, not with a traceback."""
-    from phashfleet.embedded import run as localrun  # noqa: PLC0415
+    from phashfleet.embedded import run as localrun
 
     calls = tmp_path / "calls"
     calls.mkdir()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from chart.render import CHART, merge
 from chart.e2e import helm as chart_helm
+from chart.render import CHART, merge
 from chart.tools import REPO
 from harness.fleet import phash_job, wait_phase
 from harness.node import images
@@ -28,14 +28,35 @@ def host_folder_claim(node, namespace: str, name: str, folder: Path, *, read_onl
     """A PersistentVolume over a host folder bound to a claim `name` (hostPath itself is not `restricted`)."""
     volume = f"{namespace}-{name}"
     mode = "ReadOnlyMany" if read_only else "ReadWriteOnce"
-    node.plane.apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},
-                      "spec": {"capacity": {"storage": "1Gi"}, "accessModes": [mode], "storageClassName": "",
-                               "persistentVolumeReclaimPolicy": "Retain",
-                               "hostPath": {"path": str(folder), "type": "Directory"},
-                               "claimRef": {"namespace": namespace, "name": name}}})
-    node.plane.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
-                      "spec": {"accessModes": [mode], "storageClassName": "", "volumeName": volume,
-                               "resources": {"requests": {"storage": "1Gi"}}}}, namespace=namespace)
+    node.plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": [mode],
+                "storageClassName": "",
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(folder), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": name},
+            },
+        }
+    )
+    node.plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": [mode],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace=namespace,
+    )
     return name
 
 
@@ -44,15 +65,28 @@ def install(node, namespace: str, data: Path, out: Path, *, values: dict | None 
     out.chmod(0o777)  # the operator (UID 10001) writes results here
     host_folder_claim(node, namespace, "source", data, read_only=True)
     host_folder_claim(node, namespace, "results", out, read_only=False)
-    base = merge(images.chart_values(node.images), {
-        "source": {"volumes": [{"name": "source", "mountPath": "/data", "existingClaim": "source"}]},
-        "output": {"volumes": [{"name": "results", "mountPath": "/out", "existingClaim": "results"}]},
-        "autoscaling": {"mode": "operator", "minReplicas": 0, "maxReplicas": 2},
-        "redis": {"persistence": {"size": "1Gi"}},
-        "operator": {"extraEnv": [{"name": "PHASHFLEET_IDLE_COOLDOWN", "value": "3"}]},
-    })
-    helm(node, "install", RELEASE, str(CHART), "-n", namespace, "--wait", "--timeout=5m",
-         values=merge(base, values or {}), binary=binary)
+    base = merge(
+        images.chart_values(node.images),
+        {
+            "source": {"volumes": [{"name": "source", "mountPath": "/data", "existingClaim": "source"}]},
+            "output": {"volumes": [{"name": "results", "mountPath": "/out", "existingClaim": "results"}]},
+            "autoscaling": {"mode": "operator", "minReplicas": 0, "maxReplicas": 2},
+            "redis": {"persistence": {"size": "1Gi"}},
+            "operator": {"extraEnv": [{"name": "PHASHFLEET_IDLE_COOLDOWN", "value": "3"}]},
+        },
+    )
+    helm(
+        node,
+        "install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        namespace,
+        "--wait",
+        "--timeout=5m",
+        values=merge(base, values or {}),
+        binary=binary,
+    )
     return {"namespace": namespace, "data": data, "out": out, "operator": OperatorLogs(node, namespace)}
 
 
@@ -64,8 +98,9 @@ class OperatorLogs:
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the operator's log."""
-        out = self.node.plane.kubectl("-n", self.namespace, "logs", f"deployment/{PREFIX}-operator",
-                                      f"--tail={lines}", check=False)
+        out = self.node.plane.kubectl(
+            "-n", self.namespace, "logs", f"deployment/{PREFIX}-operator", f"--tail={lines}", check=False
+        )
         return out.stdout + out.stderr
 
 
@@ -83,9 +118,13 @@ def pods(node, namespace: str, component: str) -> list[dict]:
 
 def running_pods(node, namespace: str, component: str) -> list[dict]:
     """Pods of a component whose containers all run and are ready."""
-    return [p for p in pods(node, namespace, component) if p["status"].get("phase") == "Running"
-            and all(c.get("ready") for c in p["status"].get("containerStatuses", []))
-            and not p["metadata"].get("deletionTimestamp")]
+    return [
+        p
+        for p in pods(node, namespace, component)
+        if p["status"].get("phase") == "Running"
+        and all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+        and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def exec_in(node, namespace: str, pod: str, *command: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -100,24 +139,40 @@ def worker_replicas(node, namespace: str) -> int:
 
 def wait_workers(node, namespace: str, count: int, timeout: float = 120) -> None:
     """Wait until exactly `count` worker pods exist (0 means every worker pod is gone)."""
-    wait_for(lambda: len(pods(node, namespace, "worker")) == count if count == 0
-             else len(running_pods(node, namespace, "worker")) >= count,
-             timeout=timeout, interval=0.5, what=f"{count} worker pods in {namespace}")
+    wait_for(
+        lambda: (
+            len(pods(node, namespace, "worker")) == count
+            if count == 0
+            else len(running_pods(node, namespace, "worker")) >= count
+        ),
+        timeout=timeout,
+        interval=0.5,
+        what=f"{count} worker pods in {namespace}",
+    )
 
 
 def manifest_objects(node, namespace: str, binary: str = "helm") -> list[dict]:
     """The objects of the release's manifest."""
-    return [d for d in yaml.safe_load_all(helm(node, "get", "manifest", RELEASE, "-n", namespace,
-                                               binary=binary).stdout) if d]
+    return [
+        d
+        for d in yaml.safe_load_all(helm(node, "get", "manifest", RELEASE, "-n", namespace, binary=binary).stdout)
+        if d
+    ]
 
 
 def installed_sources_match(node, namespace: str, pod: str, package: str) -> list[str]:
     """The .py files of `package` whose copy in the pod differs from the checkout's (empty: the pod runs our code)."""
-    local = {"phashfleet": REPO / "worker" / "phashfleet", "phashfleet_operator": REPO / "operator" / "phashfleet_operator"}
+    local = {
+        "phashfleet": REPO / "worker" / "phashfleet",
+        "phashfleet_operator": REPO / "operator" / "phashfleet_operator",
+    }
     site = "/opt/venv/lib/python3.11/site-packages"
-    listed = exec_in(node, namespace, pod, "sh", "-c", f"cd {site} && find {package} -name '*.py' | xargs sha256sum",
-                     check=True).stdout
+    listed = exec_in(
+        node, namespace, pod, "sh", "-c", f"cd {site} && find {package} -name '*.py' | xargs sha256sum", check=True
+    ).stdout
     theirs = {path: digest for digest, path in (line.split() for line in listed.splitlines())}
-    ours = {str(p.relative_to(local[package].parent)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in local[package].rglob("*.py")}
+    ours = {
+        str(p.relative_to(local[package].parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in local[package].rglob("*.py")
+    }
     return sorted(path for path in ours.keys() | theirs.keys() if ours.get(path) != theirs.get(path))

@@ -12,8 +12,20 @@ import pytest
 
 from harness.fleet import job_status, make_corpus
 from harness.wait import wait_for
-from node.release import (PREFIX, RELEASE, exec_in, helm, install, installed_sources_match, manifest_objects, pods,
-                          run_job, running_pods, wait_workers, worker_replicas)
+from node.release import (
+    PREFIX,
+    RELEASE,
+    exec_in,
+    helm,
+    install,
+    installed_sources_match,
+    manifest_objects,
+    pods,
+    run_job,
+    running_pods,
+    wait_workers,
+    worker_replicas,
+)
 
 pytestmark = pytest.mark.usefixtures("node")
 
@@ -23,8 +35,13 @@ def fleet(node, tmp_path_factory):
     """The chart installed in a restricted namespace over a corpus of 40 photos (82 files)."""
     namespace = "chart-pods"
     node.plane.kubectl("create", "namespace", namespace)
-    node.plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
-                       "pod-security.kubernetes.io/enforce-version=latest")
+    node.plane.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     folder = tmp_path_factory.mktemp("chart-pods")
     data, out = folder / "data", folder / "out"
     out.mkdir()
@@ -48,8 +65,9 @@ def test_every_pod_is_ready_through_its_own_probes_and_admitted_as_restricted(no
     denied = exec_in(node, ns, operator, "sh", "-c", "touch /written-by-test")
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr + denied.stdout
     # The namespace refuses what `restricted` forbids, so the chart's pods were admitted on their merits.
-    refused = node.plane.kubectl("-n", ns, "run", "rooty", "--image=" + node.images["pause"].name,
-                                 "--image-pull-policy=Never", check=False)
+    refused = node.plane.kubectl(
+        "-n", ns, "run", "rooty", "--image=" + node.images["pause"].name, "--image-pull-policy=Never", check=False
+    )
     assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
 
 
@@ -63,8 +81,12 @@ def test_a_job_runs_to_succeeded_on_real_pods_scaling_workers_0_to_n_to_0(node, 
     assert installed_sources_match(node, ns, worker, "phashfleet") == [], "the worker image runs stale code"
     assert exec_in(node, ns, worker, "id", "-u").stdout.strip() == "10001"
     assert exec_in(node, ns, worker, "sh", "-c", "echo x > /x").returncode != 0, "a worker wrote to its root"
-    status = wait_for(lambda: (s := job_status(node.plane, ns, "photos")).get("phase") in ("Succeeded", "Failed") and s,
-                      timeout=300, interval=0.5, what="the job to end")
+    status = wait_for(
+        lambda: (s := job_status(node.plane, ns, "photos")).get("phase") in ("Succeeded", "Failed") and s,
+        timeout=300,
+        interval=0.5,
+        what="the job to end",
+    )
     files = fleet["truth"]["files"]
     assert status["phase"] == "Succeeded", status
     assert status["total"] == files and status["succeeded"] + status["failed"] + status["skipped"] == files, status
@@ -76,8 +98,11 @@ def test_a_job_runs_to_succeeded_on_real_pods_scaling_workers_0_to_n_to_0(node, 
     # The operator ran with only its ServiceAccount: kopf's optional cluster-wide look at namespaces and CRDs
     # is refused by design (a namespaced operator gets no ClusterRole); nothing else may be.
     log = fleet["operator"].log_tail(2000)
-    refused = [line for line in log.splitlines() if "Forbidden" in line
-               and "/api/v1/namespaces " not in line and "/customresourcedefinitions " not in line]
+    refused = [
+        line
+        for line in log.splitlines()
+        if "Forbidden" in line and "/api/v1/namespaces " not in line and "/customresourcedefinitions " not in line
+    ]
     assert refused == [], "\n".join(refused)
     assert node.plane.get_json("kopfpeering", PREFIX, namespace=ns).get("status"), "kopf wrote its peering"
 
@@ -93,8 +118,9 @@ def test_helm_test_runs_as_a_pod_and_fails_with_a_wrong_password(node, fleet):
         failed = helm(node, "test", RELEASE, "-n", ns, check=False)
         assert failed.returncode != 0, "helm test passed with a wrong Redis password"
     finally:
-        node.plane.kubectl("-n", ns, "patch", "secret", f"{PREFIX}-redis", "--type=merge",
-                           "-p", json.dumps({"data": secret["data"]}))
+        node.plane.kubectl(
+            "-n", ns, "patch", "secret", f"{PREFIX}-redis", "--type=merge", "-p", json.dumps({"data": secret["data"]})
+        )
     # Helm keeps a failed test's Pod for reading; the next run replaces it, and passes again.
     assert helm(node, "test", RELEASE, "-n", ns, check=False).returncode == 0
 
@@ -106,21 +132,30 @@ def test_losing_workers_mid_job_leaves_the_job_exact(node, fleet):
     run_job(node, fleet, "losses", wait=False, batchSize=1, exact=True, timeoutSeconds=60)
     wait_workers(node, ns, 2, timeout=180)
     files = fleet["truth"]["files"]
-    wait_for(lambda: 0 < (job_status(node.plane, ns, "losses").get("succeeded") or 0) < files // 2, timeout=120,
-             interval=0.1, what="the job to be under way")
+    wait_for(
+        lambda: 0 < (job_status(node.plane, ns, "losses").get("succeeded") or 0) < files // 2,
+        timeout=120,
+        interval=0.1,
+        what="the job to be under way",
+    )
     first, second = running_pods(node, ns, "worker")[:2]
     node.plane.kubectl("-n", ns, "delete", "pod", first["metadata"]["name"], "--wait=false")
     node.kill_container(second["status"]["containerStatuses"][0]["containerID"])
     assert job_status(node.plane, ns, "losses").get("phase") not in ("Succeeded", "Failed"), "the job ended first"
-    status = wait_for(lambda: (s := job_status(node.plane, ns, "losses")).get("phase") in ("Succeeded", "Failed") and s,
-                      timeout=300, interval=0.5, what="the job to end after losing workers")
+    status = wait_for(
+        lambda: (s := job_status(node.plane, ns, "losses")).get("phase") in ("Succeeded", "Failed") and s,
+        timeout=300,
+        interval=0.5,
+        what="the job to end after losing workers",
+    )
     assert status["phase"] == "Succeeded" and status["total"] == files, status
     assert status["succeeded"] + status["failed"] + status["skipped"] == files, status
     records = _output(fleet, "losses")
     assert len(records) == files and len({r["path"] for r in records}) == files
     killed = [p for p in pods(node, ns, "worker") if p["metadata"]["name"] == second["metadata"]["name"]]
-    assert not killed or killed[0]["status"]["containerStatuses"][0]["restartCount"] >= 1, \
+    assert not killed or killed[0]["status"]["containerStatuses"][0]["restartCount"] >= 1, (
         "the kubelet did not restart the killed worker container"
+    )
 
 
 def test_upgrade_keeps_redis_data_and_password(node, fleet):
@@ -132,8 +167,11 @@ def test_upgrade_keeps_redis_data_and_password(node, fleet):
     values = json.loads(helm(node, "get", "values", RELEASE, "-n", ns, "-o", "json").stdout)
     values.setdefault("redis", {})["podAnnotations"] = {"test/restart": "1"}  # a new Redis pod, same claim
     helm(node, "upgrade", RELEASE, "charts/phash-fleet", "-n", ns, "--wait", "--timeout=5m", values=values)
-    wait_for(lambda: [p for p in running_pods(node, ns, "redis") if p["metadata"]["uid"] != old_uid],
-             timeout=180, what="the new Redis pod ready")
+    wait_for(
+        lambda: [p for p in running_pods(node, ns, "redis") if p["metadata"]["uid"] != old_uid],
+        timeout=180,
+        what="the new Redis pod ready",
+    )
     assert node.plane.get_json("secret", f"{PREFIX}-redis", namespace=ns)["data"] == secret
     redis = running_pods(node, ns, "redis")[0]["metadata"]["name"]
     assert exec_in(node, ns, redis, "redis-cli", "get", "upgrade-marker").stdout.strip() == "kept"
@@ -151,8 +189,17 @@ def test_uninstall_leaves_nothing_of_ours(node, fleet):
     for kind, name in made:
         assert node.plane.kubectl("-n", ns, "get", kind, name, check=False).returncode != 0, f"{kind}/{name} stayed"
     wait_for(lambda: node.plane.get_json("pods", namespace=ns)["items"] == [], timeout=120, what="every pod gone")
-    wait_for(lambda: sorted(c["metadata"]["name"] for c in node.plane.get_json("pvc", namespace=ns)["items"])
-             == ["results", "source"], timeout=60, what="only the test's own claims left")
+    wait_for(
+        lambda: (
+            sorted(c["metadata"]["name"] for c in node.plane.get_json("pvc", namespace=ns)["items"])
+            == ["results", "source"]
+        ),
+        timeout=60,
+        what="only the test's own claims left",
+    )
     volume = claim["spec"]["volumeName"]  # the provisioner deletes the released volume and its folder
-    wait_for(lambda: node.plane.kubectl("get", "pv", volume, check=False).returncode != 0, timeout=60,
-             what=f"the Redis volume {volume} deleted")
+    wait_for(
+        lambda: node.plane.kubectl("get", "pv", volume, check=False).returncode != 0,
+        timeout=60,
+        what=f"the Redis volume {volume} deleted",
+    )

@@ -18,40 +18,74 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
     data, out = tmp_path / "data", tmp_path / "out"
     out.mkdir()
     truth = make_corpus(data, photos=12)
-    fleet = install(node, namespace, data, out, values={
-        "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
-        "metrics": {"prometheusRule": {"enabled": True}},
-    })
+    fleet = install(
+        node,
+        namespace,
+        data,
+        out,
+        values={
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
+            "metrics": {"prometheusRule": {"enabled": True}},
+        },
+    )
     fleet["truth"] = truth
     rule = node.plane.get_json("prometheusrule", PREFIX, namespace=namespace)
     wait_for(lambda: running_pods(node, namespace, "worker"), timeout=120, what="the worker pod")
     operator_ip = running_pods(node, namespace, "operator")[0]["status"]["podIP"]
     worker_ip = running_pods(node, namespace, "worker")[0]["status"]["podIP"]
-    prom = Prometheus(tmp_path / "prometheus", {
-        f"{PREFIX}-operator": f"{operator_ip}:8080",
-        f"{PREFIX}-worker": f"{worker_ip}:9191",
-    }, rule["spec"])
+    prom = Prometheus(
+        tmp_path / "prometheus",
+        {
+            f"{PREFIX}-operator": f"{operator_ip}:8080",
+            f"{PREFIX}-worker": f"{worker_ip}:9191",
+        },
+        rule["spec"],
+    )
     prom.start()
     try:
         wait_for(prom.ready, timeout=60, what="prometheus ready")
-        wait_for(lambda: all(t["health"] == "up" for t in prom.api("targets")["activeTargets"])
-                 and len(prom.api("targets")["activeTargets"]) == 2, timeout=60, what="both targets scraped")
+        wait_for(
+            lambda: (
+                all(t["health"] == "up" for t in prom.api("targets")["activeTargets"])
+                and len(prom.api("targets")["activeTargets"]) == 2
+            ),
+            timeout=60,
+            what="both targets scraped",
+        )
         start = time.time()
         # Small batches spread the job over several scrapes, so rate() sees the counters grow.
         status = run_job(node, fleet, "photos", batchSize=2)
         assert status["phase"] == "Succeeded", status
         # Wait until Prometheus holds the final state of both targets, and every rule was evaluated on it.
         files = fleet["truth"]["files"]
-        wait_for(lambda: value(prom, 'max(phashfleet_job_progress_ratio{job="photos"})') == 1.0
-                 and value(prom, f'sum(phashfleet_files_processed_total{{job="{namespace}.photos"}})') == files,
-                 timeout=60, what="the operator's progress 1.0 and the workers' final counts scraped")
+        wait_for(
+            lambda: (
+                value(prom, 'max(phashfleet_job_progress_ratio{job="photos"})') == 1.0
+                and value(prom, f'sum(phashfleet_files_processed_total{{job="{namespace}.photos"}})') == files
+            ),
+            timeout=60,
+            what="the operator's progress 1.0 and the workers' final counts scraped",
+        )
         # rate() needs two samples of a series: wait for a second scrape of the workers' final counts.
-        wait_for(lambda: (value(prom, f'min(count_over_time(phashfleet_files_processed_total'
-                                       f'{{job="{namespace}.photos"}}[1m]))') or 0) >= 2,
-                 timeout=60, what="two scrapes of the workers' counters")
+        wait_for(
+            lambda: (
+                (
+                    value(
+                        prom, f'min(count_over_time(phashfleet_files_processed_total{{job="{namespace}.photos"}}[1m]))'
+                    )
+                    or 0
+                )
+                >= 2
+            ),
+            timeout=60,
+            what="two scrapes of the workers' counters",
+        )
         scraped = time.time()
-        wait_for(lambda: all(epoch(g["lastEvaluation"]) > scraped for g in prom.api("rules")["groups"]),
-                 timeout=30, what="the alert rules evaluated on the final state")
+        wait_for(
+            lambda: all(epoch(g["lastEvaluation"]) > scraped for g in prom.api("rules")["groups"]),
+            timeout=30,
+            what="the alert rules evaluated on the final state",
+        )
 
         empty = []
         for dashboard, title, expr in dashboard_queries(namespace, "photos"):
@@ -78,7 +112,8 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
         redis_up = prom.api("query", query="max(phashfleet_redis_up)")["result"]
         assert redis_up and redis_up[0]["value"][1] == "1", (
             "phashfleet_redis_up is not 1 while the operator talks to Redis: the operator must set "
-            "metrics.REDIS_UP after each Redis round trip, or PhashFleetRedisDown fires on a healthy fleet")
+            "metrics.REDIS_UP after each Redis round trip, or PhashFleetRedisDown fires on a healthy fleet"
+        )
         assert rules["PhashFleetRedisDown"]["state"] == "inactive"
     finally:
         prom.stop()

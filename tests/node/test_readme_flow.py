@@ -36,19 +36,41 @@ def test_readme_install_runs_the_example_job_to_succeeded(node):
         return done
 
     helm4 = require_tool("helm4")
-    run(helm4, "install", "phash-fleet", str(CHART), "-n", NAMESPACE, "--create-namespace",
-        "-f", exports["PHASHFLEET_LOCAL_VALUES"], "--wait", "--timeout=5m")
+    run(
+        helm4,
+        "install",
+        "phash-fleet",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "-f",
+        exports["PHASHFLEET_LOCAL_VALUES"],
+        "--wait",
+        "--timeout=5m",
+    )
     try:
         run(kubectl, "-n", NAMESPACE, "apply", "-f", "examples/phashjob.yaml")
-        status = wait_for(lambda: (s := json.loads(run(kubectl, "-n", NAMESPACE, "get", "phj", "holiday-photos",
-                                                        "-o", "json").stdout).get("status", {}))
-                          .get("phase") in ("Succeeded", "Failed") and s, timeout=300, interval=0.5,
-                          what="holiday-photos to end")
+        status = wait_for(
+            lambda: (
+                (
+                    s := json.loads(
+                        run(kubectl, "-n", NAMESPACE, "get", "phj", "holiday-photos", "-o", "json").stdout
+                    ).get("status", {})
+                ).get("phase")
+                in ("Succeeded", "Failed")
+                and s
+            ),
+            timeout=300,
+            interval=0.5,
+            what="holiday-photos to end",
+        )
         photos = sorted(p.name for p in (REPO / "examples" / "photos").iterdir())
         assert status["phase"] == "Succeeded" and status["total"] == len(photos), status
         results = node.dir / "data" / "results" / "holiday-photos.jsonl"
         assert len(results.read_text().splitlines()) == len(photos)
         run(helm4, "test", "phash-fleet", "-n", NAMESPACE)
     finally:
-        subprocess.run([helm4, "uninstall", "phash-fleet", "-n", NAMESPACE, "--wait"], env=env, timeout=300,
-                       capture_output=True)
+        subprocess.run(
+            [helm4, "uninstall", "phash-fleet", "-n", NAMESPACE, "--wait"], env=env, timeout=300, capture_output=True
+        )

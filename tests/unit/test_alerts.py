@@ -16,8 +16,12 @@ from chart.tools import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 TEST_FILES = sorted((ROOT / "tests" / "alerts").glob("*.test.yaml"))
 EXPECTED_ALERTS = {
-    "PhashFleetBacklogGrowingAtMaxWorkers", "PhashFleetJobStalled", "PhashFleetFailureRatioHigh",
-    "PhashFleetOperatorAbsent", "PhashFleetReconcileErrors", "PhashFleetRedisDown",
+    "PhashFleetBacklogGrowingAtMaxWorkers",
+    "PhashFleetJobStalled",
+    "PhashFleetFailureRatioHigh",
+    "PhashFleetOperatorAbsent",
+    "PhashFleetReconcileErrors",
+    "PhashFleetRedisDown",
 }
 
 
@@ -49,15 +53,22 @@ def test_promtool_check_and_unit_tests(rule_groups, tmp_path):
     """`promtool check rules` on the rendered rules, then `promtool test rules` on tests/alerts/*.test.yaml."""
     promtool = require_tool("promtool")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule_groups))
-    check = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")],
-                           capture_output=True, text=True, timeout=60)
-    assert check.returncode == 0 and f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in check.stdout, \
+    check = subprocess.run(
+        [promtool, "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in check.stdout, (
         check.stdout + check.stderr
+    )
     assert TEST_FILES, "no promtool test files in tests/alerts"
     for test_file in TEST_FILES:
         shutil.copy(test_file, tmp_path / test_file.name)
-    result = subprocess.run([promtool, "test", "rules", *(f.name for f in TEST_FILES)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool, "test", "rules", *(f.name for f in TEST_FILES)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -78,16 +89,27 @@ def test_broken_expectations_fail(rule_groups, tmp_path):
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule_groups))
     text = TEST_FILES[0].read_text().replace("summary: The operator cannot reach Redis", "summary: wrong")
     (tmp_path / "broken.test.yaml").write_text(text)
-    result = subprocess.run([promtool, "test", "rules", "broken.test.yaml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool, "test", "rules", "broken.test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0
 
 
 def test_thresholds_follow_values():
     """maxReplicas, jobStalledMinutes, failureRatio and extra alert labels reach the rules."""
-    rendered = render({"autoscaling": {"maxReplicas": 33},
-                       "metrics": {"prometheusRule": {"enabled": True, "jobStalledMinutes": 45, "failureRatio": 0.25,
-                                                      "additionalAlertLabels": {"team": "media"}}}})
+    rendered = render(
+        {
+            "autoscaling": {"maxReplicas": 33},
+            "metrics": {
+                "prometheusRule": {
+                    "enabled": True,
+                    "jobStalledMinutes": 45,
+                    "failureRatio": 0.25,
+                    "additionalAlertLabels": {"team": "media"},
+                }
+            },
+        }
+    )
     rules = {r["alert"]: r for r in _rules(rendered.of("PrometheusRule")[0]["spec"])}
     assert ">= 33" in rules["PhashFleetBacklogGrowingAtMaxWorkers"]["expr"]
     assert "[45m]" in rules["PhashFleetJobStalled"]["expr"] and "offset 45m" in rules["PhashFleetJobStalled"]["expr"]

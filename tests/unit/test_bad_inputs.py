@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from phashfleet.hashing import HashPool, Settings, hash_ref
 from harness.synthetic import photo_like
+from phashfleet.hashing import HashPool, Settings, hash_ref
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ def test_a_child_that_dies_mid_file_is_recorded_and_replaced(root, good_jpeg):
 
 def test_urls_of_other_filesystems_are_refused_unopened(tmp_path, monkeypatch):
     """local://, memory:// and chained URLs could reach around the allowed roots: never opened."""
-    from phashfleet.hashing import Settings, hash_ref  # noqa: PLC0415
+    from phashfleet.hashing import Settings, hash_ref
 
     secret = tmp_path / "secret.jpg"
     secret.write_bytes(b"\xff\xd8\xff")

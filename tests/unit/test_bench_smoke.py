@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci import missing as report_missing
 from harness import tools
+from harness.ci import missing as report_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ("peers", "fleet", "scale")
@@ -42,8 +42,15 @@ def runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, dict]
     out = tmp_path_factory.mktemp("bench")
     procs = {}
     for name in SCRIPTS:
-        argv = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--small", "--json", str(out / f"{name}.json"),
-                "--out", str(out / name)]
+        argv = [
+            sys.executable,
+            str(ROOT / "bench" / f"{name}.py"),
+            "--small",
+            "--json",
+            str(out / f"{name}.json"),
+            "--out",
+            str(out / name),
+        ]
         procs[name] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = {}
     try:

@@ -18,7 +18,8 @@ def test_chart_crd_is_a_byte_identical_copy():
     copy = CHART_CRDS / SOURCE.name
     assert copy.exists(), f"{copy} is missing; copy {SOURCE} there"
     assert copy.read_bytes() == SOURCE.read_bytes(), (
-        f"{copy} differs from {SOURCE}; run: cp {SOURCE.relative_to(ROOT)} {CHART_CRDS.relative_to(ROOT)}/")
+        f"{copy} differs from {SOURCE}; run: cp {SOURCE.relative_to(ROOT)} {CHART_CRDS.relative_to(ROOT)}/"
+    )
 
 
 def test_chart_crds_hold_nothing_else():
@@ -31,8 +32,10 @@ def test_kopf_peering_crds():
     """Namespaced KopfPeering and cluster-scoped ClusterKopfPeering of group kopf.dev, as kopf expects."""
     docs = list(yaml.safe_load_all((CHART_CRDS / "kopfpeerings.kopf.dev.yaml").read_text()))
     scopes = {d["spec"]["names"]["kind"]: (d["metadata"]["name"], d["spec"]["scope"]) for d in docs}
-    assert scopes == {"KopfPeering": ("kopfpeerings.kopf.dev", "Namespaced"),
-                      "ClusterKopfPeering": ("clusterkopfpeerings.kopf.dev", "Cluster")}
+    assert scopes == {
+        "KopfPeering": ("kopfpeerings.kopf.dev", "Namespaced"),
+        "ClusterKopfPeering": ("clusterkopfpeerings.kopf.dev", "Cluster"),
+    }
     for d in docs:
         (version,) = d["spec"]["versions"]
         assert version["name"] == "v1" and version["served"] and version["storage"]

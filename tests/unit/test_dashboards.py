@@ -62,7 +62,7 @@ def test_panels_are_well_formed(name):
     for p in ps:
         assert p["title"] and p["targets"], p
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24
         for x in range(g["x"], g["x"] + g["w"]):
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"panel {p['title']!r} overlaps another"
@@ -86,19 +86,28 @@ def test_every_query_uses_known_metrics_and_labels(name):
 def test_every_query_parses(tmp_path):
     """promtool parses every query of every panel (Grafana variables replaced by sample values)."""
     everything = [e for name in RENDERED for e in exprs(name)]
-    variables = [re.sub(r"^label_values\((.*), \w+\)$", r"\1", v["query"]["query"])
-                 for name in RENDERED for v in json.loads(RENDERED[name])["templating"]["list"] if v["type"] == "query"]
+    variables = [
+        re.sub(r"^label_values\((.*), \w+\)$", r"\1", v["query"]["query"])
+        for name in RENDERED
+        for v in json.loads(RENDERED[name])["templating"]["list"]
+        if v["type"] == "query"
+    ]
     promtool_check_exprs(everything + variables, tmp_path)
 
 
 def test_fleet_overview_covers_what_operators_watch():
     """Throughput, backlog, workers desired vs current, latency p50/p90/p99, failures by reason."""
     text = " ".join(exprs("fleet-overview.json"))
-    for needle in ("rate(phashfleet_files_processed_total", "phashfleet_queue_backlog",
-                   "phashfleet_worker_replicas_desired", "phashfleet_worker_replicas_current",
-                   "histogram_quantile(0.5, sum by (le) (rate(phashfleet_hash_duration_seconds_bucket",
-                   "histogram_quantile(0.9,", "histogram_quantile(0.99,",
-                   "sum by (result, reason) (rate(phashfleet_file_failures_total"):
+    for needle in (
+        "rate(phashfleet_files_processed_total",
+        "phashfleet_queue_backlog",
+        "phashfleet_worker_replicas_desired",
+        "phashfleet_worker_replicas_current",
+        "histogram_quantile(0.5, sum by (le) (rate(phashfleet_hash_duration_seconds_bucket",
+        "histogram_quantile(0.9,",
+        "histogram_quantile(0.99,",
+        "sum by (result, reason) (rate(phashfleet_file_failures_total",
+    ):
         assert needle in text, needle
 
 
@@ -111,5 +120,6 @@ def test_job_dashboard_has_a_job_variable_and_its_panels():
     assert {"Progress", "Rate", "ETA", "Failed", "Skipped"} <= titles
     for p in dash["panels"]:
         for t in p["targets"]:
-            assert 'job="$job"' in t["expr"] or 'job="$namespace.$job"' in t["expr"], \
+            assert 'job="$job"' in t["expr"] or 'job="$namespace.$job"' in t["expr"], (
                 f"{p['title']} ignores the job variable"
+            )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from phashfleet.job.dispatch import (
-    IN_FLIGHT_PER_WORKER, TAIL_MIN_FRACTION, ListingCursor, dispatch_tick, job_window, tail_batch_size,
+    IN_FLIGHT_PER_WORKER,
+    TAIL_MIN_FRACTION,
+    ListingCursor,
+    dispatch_tick,
+    job_window,
+    tail_batch_size,
 )
 from phashfleet.job.spec import parse_spec
-from phashfleet.state.memory_store import MemoryJobStore
 from phashfleet.results import make_record
+from phashfleet.state.memory_store import MemoryJobStore
 
 
 def _job(tmp_path, files: int, batch: int):
@@ -62,11 +67,13 @@ def test_overdue_batches_are_sent_again(tmp_path):
     sent = []
     dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=0, room=2, window=2)
     store.start_batch("j", 0, lease_deadline=10)  # a worker took batch 0, then died
-    result = dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=11, room=2, window=2,
-                           queue_grace=100)
+    result = dispatch_tick(
+        store, "j", spec, cursor, lambda j, b: sent.append(b), now=11, room=2, window=2, queue_grace=100
+    )
     assert result.resent == [0]
-    result = dispatch_tick(store, "j", spec, cursor, lambda j, b: sent.append(b), now=200, room=2, window=2,
-                           queue_grace=100)
+    result = dispatch_tick(
+        store, "j", spec, cursor, lambda j, b: sent.append(b), now=200, room=2, window=2, queue_grace=100
+    )
     assert sorted(result.resent) == [0, 1], "unstarted batches come back after the queue grace"
 
 

@@ -95,8 +95,9 @@ def test_dockerignore_keeps_the_context_to_the_sources():
 def test_hadolint_finds_nothing(tmp_path):
     """hadolint, every rule at every level: no findings (and it does find them in a bad Dockerfile)."""
     hadolint = require_tool("hadolint")
-    proc = subprocess.run([hadolint, "--format", "json", *map(str, IMAGES.values())], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [hadolint, "--format", "json", *map(str, IMAGES.values())], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout or "[]") == [], proc.stdout + proc.stderr
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN pip install requests\n")
@@ -134,21 +135,33 @@ def _run_steps(path: Path, workdir: Path, venv: Path, wheels: Path, done: set[st
                 args[key] = value
             if keyword != "RUN":
                 continue
-            command = (line.replace("/opt/venv", str(venv)).replace("/tmp/requirements.txt", str(requirements))
-                       .replace("/wheels", str(wheels)))
+            command = (
+                line.replace("/opt/venv", str(venv))
+                .replace("/tmp/requirements.txt", str(requirements))
+                .replace("/wheels", str(wheels))
+            )
             for key, value in args.items():
-                command = command.replace("${%s}" % key, value)
+                command = command.replace(f"${{{key}}}", value)
             # The image's interpreter is python:3.11's; here the one running the tests (also 3.11+).
             command = re.sub(r"(^|&& )python ", rf"\1{shlex.quote(sys.executable)} ", command)
             # The dependency download is left out: the tested environment stands in for it (see below).
             # pip's cache is allowed here (a speed-up only): the build backend is then fetched once per machine.
-            parts = [p.replace(" --no-cache-dir", "") for p in command.split(" && ")
-                     if not ("pip install" in p and "-r " in p)]
+            parts = [
+                p.replace(" --no-cache-dir", "")
+                for p in command.split(" && ")
+                if not ("pip install" in p and "-r " in p)
+            ]
             todo = [p for p in parts if p not in done]
             done.update(todo)
             if todo:
-                subprocess.run(["bash", "-euo", "pipefail", "-c", " && ".join(todo)], cwd=workdir, check=True,
-                               timeout=600, capture_output=True, text=True)
+                subprocess.run(
+                    ["bash", "-euo", "pipefail", "-c", " && ".join(todo)],
+                    cwd=workdir,
+                    check=True,
+                    timeout=600,
+                    capture_output=True,
+                    text=True,
+                )
     return requirements
 
 
@@ -196,23 +209,56 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
     fresh = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
     python = str(fresh / "bin" / "python")
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (site / "zz-tested-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     # The final stage's `pip install --no-deps WHEEL`, by this environment's pip aimed at the fresh venv.
-    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir", "--no-deps",
-                    "--no-index", str(built[0])], check=True, capture_output=True, timeout=300)
-    where = subprocess.run([python, "-c", "import phashfleet, phashfleet_operator as o; "
-                            "print(phashfleet.__file__); print(o.__file__)"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-cache-dir",
+            "--no-deps",
+            "--no-index",
+            str(built[0]),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    where = subprocess.run(
+        [python, "-c", "import phashfleet, phashfleet_operator as o; print(phashfleet.__file__); print(o.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert all(p.startswith(str(fresh)) for p in where), f"imported from outside the fresh venv: {where}"
     # The spec's fields and defaults come from the CRD the wheel carries.
-    parsed = subprocess.run([python, "-c", "from phashfleet.job.spec import _crd_path, parse_spec; "
-                             "print(_crd_path()); print(parse_spec({'source': {'uri': '/d'}}).hash_size)"],
-                            capture_output=True, text=True, check=True).stdout.split()
+    parsed = subprocess.run(
+        [
+            python,
+            "-c",
+            "from phashfleet.job.spec import _crd_path, parse_spec; "
+            "print(_crd_path()); print(parse_spec({'source': {'uri': '/d'}}).hash_size)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert parsed[0].startswith(str(fresh)) and parsed[1] == "8", parsed
     for args in ((), ("operator",), ("worker",)):
-        out = subprocess.run([str(fresh / "bin" / "phashfleet"), *args, "--help"], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [str(fresh / "bin" / "phashfleet"), *args, "--help"], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         assert "Usage: phashfleet" in out.stdout

@@ -15,9 +15,11 @@ from phashfleet.dupes import (
     find_groups,
     group_ids,
     group_records,
+    grouping,
     parse_hex,
+    search,
+    tables,
 )
-from phashfleet.dupes import grouping, search, tables
 from phashfleet.dupes.bits import distance, popcount_swar
 from phashfleet.dupes.components import DisjointSets, reduce_edges
 from phashfleet.dupes.search import Plan, find_edges, plan_search
@@ -84,8 +86,10 @@ def test_groups_match_brute_force(bits: int, max_distance: int) -> None:
     assert group_ids(hashes, max_distance) == reference_labels(hashes, max_distance)
 
 
-@pytest.mark.parametrize(("bits", "max_distance", "blocks"), [(64, 6, 7), (64, 6, 9), (64, 3, 5), (64, 1, 2),
-                                                              (36, 4, 6), (1024, 16, 17), (1024, 2, 4), (256, 9, 10)])
+@pytest.mark.parametrize(
+    ("bits", "max_distance", "blocks"),
+    [(64, 6, 7), (64, 6, 9), (64, 3, 5), (64, 1, 2), (36, 4, 6), (1024, 16, 17), (1024, 2, 4), (256, 9, 10)],
+)
 def test_block_tables_find_every_pair(bits: int, max_distance: int, blocks: int) -> None:
     rng = np.random.default_rng(blocks)
     hashes = make_hashes(rng, 600, bits, spread=max_distance + 2)
@@ -95,9 +99,13 @@ def test_block_tables_find_every_pair(bits: int, max_distance: int, blocks: int)
 
 def test_entropy_balanced_blocks_spread_skewed_bits_and_stay_exact() -> None:
     rng = np.random.default_rng(21)
-    hashes = [format(int(v) & ((1 << 40) - 1) | (0xF << 60 if k % 7 == 0 else 0), "016x")
-              for k, v in enumerate(rng.integers(0, 2**63, size=800))]
-    hashes += [format(int(h, 16) ^ (1 << int(b)), "016x") for h, b in zip(hashes[:200], rng.integers(0, 64, 200))]
+    hashes = [
+        format(int(v) & ((1 << 40) - 1) | (0xF << 60 if k % 7 == 0 else 0), "016x")
+        for k, v in enumerate(rng.integers(0, 2**63, size=800))
+    ]
+    hashes += [
+        format(int(h, 16) ^ (1 << int(b)), "016x") for h, b in zip(hashes[:200], rng.integers(0, 64, 200), strict=False)
+    ]
     rows = parse_hex(hashes)
     weights = tables.unit_entropy(rows, tables.bit_units(64, 1))
     assert max(weights[:20]) < 0.7 < min(weights[24:])
@@ -156,7 +164,9 @@ def test_near_pairs_lists_each_bucket_pair_once_in_chunks() -> None:
     pairs = [tuple(sorted(p)) for a, b in everything for p in zip(a.tolist(), b.tolist(), strict=True)]
     assert sorted(pairs) == [(0, 1), (0, 2), (0, 4), (1, 2), (1, 4), (2, 4), (5, 6)]
     assert len(everything) > 1
-    close = [tuple(sorted(p)) for a, b in near_pairs(keys, 4, words, 1) for p in zip(a.tolist(), b.tolist())]
+    close = [
+        tuple(sorted(p)) for a, b in near_pairs(keys, 4, words, 1) for p in zip(a.tolist(), b.tolist(), strict=False)
+    ]
     assert sorted(close) == [(0, 1), (0, 4), (1, 4), (2, 4)]
 
 
@@ -175,7 +185,7 @@ def test_chain_is_one_group_even_when_ends_are_far() -> None:
     hashes = [format(v, "016x") for v in (a, far, c, b)]
     groups = find_groups(hashes, 6)
     assert groups.ids() == [0, None, 0, 0]
-    (group, members), = list(groups.members())
+    ((group, members),) = list(groups.members())
     assert group == 0 and members.tolist() == [0, 2, 3]
     assert groups.max_distance(members) == 12
 
@@ -235,13 +245,16 @@ def test_popcount_fallback_counts_bits() -> None:
     assert popcount_swar(values).tolist() == [int(v).bit_count() for v in values.tolist()]
 
 
-@pytest.mark.parametrize(("hashes", "problem"), [
-    (["abcd", "abc"], "3 hex digits, expected 4"),
-    (["abcd", "abcg"], "not a hex string"),
-    (["abcd", "ab d"], "not a hex string"),
-    (["abcd", None], "not a string"),
-    ([""], "empty hash"),
-])
+@pytest.mark.parametrize(
+    ("hashes", "problem"),
+    [
+        (["abcd", "abc"], "3 hex digits, expected 4"),
+        (["abcd", "abcg"], "not a hex string"),
+        (["abcd", "ab d"], "not a hex string"),
+        (["abcd", None], "not a string"),
+        ([""], "empty hash"),
+    ],
+)
 def test_parse_hex_names_the_bad_hash(hashes: list, problem: str) -> None:
     with pytest.raises(HashFormatError, match=problem) as caught:
         parse_hex(hashes)
@@ -322,11 +335,14 @@ def test_group_records_without_paths_still_counts() -> None:
         next(result.summaries())
 
 
-@pytest.mark.parametrize(("hashes", "position", "problem"), [
-    (["abcd", "abcd", "xyz!"], 2, "hash 'xyz!': not a hex string"),
-    (["abcd", "abcdef"], 1, "6 hex digits, expected 4"),
-    ([7], 0, "not a string"),
-])
+@pytest.mark.parametrize(
+    ("hashes", "position", "problem"),
+    [
+        (["abcd", "abcd", "xyz!"], 2, "hash 'xyz!': not a hex string"),
+        (["abcd", "abcdef"], 1, "6 hex digits, expected 4"),
+        ([7], 0, "not a string"),
+    ],
+)
 def test_group_records_names_the_bad_record(hashes: list, position: int, problem: str) -> None:
     records = [{"path": f"p{i}", "hash": h, "status": "ok"} for i, h in enumerate(hashes)]
     with pytest.raises(RecordError) as caught:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from harness.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +19,11 @@ def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -
     out = tmp_path / "dupes.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "dupes.py"), "--small", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())

@@ -18,8 +18,9 @@ RECORDS = [
     make_record("b.jpg", algorithm="phash", hash_size=8, status="ok", hash="ffff000000000001"),
     make_record("bad.jpg", algorithm="phash", hash_size=8, status="failed", reason="decode: truncated"),
     make_record("c.jpg", algorithm="phash", hash_size=8, status="ok", hash="0f0f0f0f0f0f0f0f"),
-    make_record("notes.txt", algorithm="phash", hash_size=8, status="skipped", hash="ffff000000000000",
-                reason="not-image: text"),
+    make_record(
+        "notes.txt", algorithm="phash", hash_size=8, status="skipped", hash="ffff000000000000", reason="not-image: text"
+    ),
     make_record("d.jpg", algorithm="phash", hash_size=8, status="ok", hash="ffff000000000007"),
     make_record("e.jpg", algorithm="phash", hash_size=8, status="ok", hash="0f0f0f0f0f0f0f0f"),
 ]
@@ -63,7 +64,13 @@ def test_reads_stdin_and_writes_groups_back(results: Path, tmp_path: Path) -> No
     assert len(outcome.stdout.splitlines()) == 2
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["path"], r["group"]) for r in written] == [
-        ("a.jpg", 0), ("b.jpg", 0), ("bad.jpg", None), ("c.jpg", 1), ("notes.txt", None), ("d.jpg", 0), ("e.jpg", 1),
+        ("a.jpg", 0),
+        ("b.jpg", 0),
+        ("bad.jpg", None),
+        ("c.jpg", 1),
+        ("notes.txt", None),
+        ("d.jpg", 0),
+        ("e.jpg", 1),
     ]
     assert [{k: v for k, v in r.items() if k != "group"} for r in written] == RECORDS
     assert not list(tmp_path.glob(".*.tmp")), "temporary file left behind"
@@ -82,12 +89,15 @@ def test_no_groups_prints_nothing(tmp_path: Path) -> None:
     assert outcome.exit_code == 0 and outcome.stdout == ""
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"path": "a.jpg", "hash": "ff"}\n{"path": \n', "r.jsonl:2: not valid JSON"),
-    ('["a.jpg", "ff"]\n', "r.jsonl:1: not a JSON object"),
-    ('{"path": "a.jpg", "hash": "ff"}\n\n{"path": "b.jpg", "hash": "fg"}\n', "r.jsonl:3: path 'b.jpg': hash 'fg'"),
-    ('{"path": "a.jpg", "hash": "ff"}\n{"path": "b.jpg", "hash": "fff"}\n', "3 hex digits, expected 2"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"path": "a.jpg", "hash": "ff"}\n{"path": \n', "r.jsonl:2: not valid JSON"),
+        ('["a.jpg", "ff"]\n', "r.jsonl:1: not a JSON object"),
+        ('{"path": "a.jpg", "hash": "ff"}\n\n{"path": "b.jpg", "hash": "fg"}\n', "r.jsonl:3: path 'b.jpg': hash 'fg'"),
+        ('{"path": "a.jpg", "hash": "ff"}\n{"path": "b.jpg", "hash": "fff"}\n', "3 hex digits, expected 2"),
+    ],
+)
 def test_bad_records_exit_2_naming_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text(content)
@@ -119,7 +129,11 @@ def test_bad_files_and_options_exit_2(tmp_path: Path, results: Path) -> None:
 def test_console_script_reads_a_pipe(results: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "phashfleet.cli", "dupes", "-", "-d", "3"],
-        input=results.read_text(), capture_output=True, text=True, timeout=60, check=False,
+        input=results.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[0])["paths"] == ["a.jpg", "b.jpg", "d.jpg"]

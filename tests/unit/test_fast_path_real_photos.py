@@ -16,8 +16,13 @@ from harness.ci import missing
 from harness.photos import PhotosMissing, corpus
 from phashfleet.hashing import Settings, hash_ref
 
-IMAGEHASH_DEFAULTS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-                      "whash": imagehash.whash, "colorhash": imagehash.colorhash}
+IMAGEHASH_DEFAULTS = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+    "colorhash": imagehash.colorhash,
+}
 
 
 def bits_apart(a: str, b: str) -> int:

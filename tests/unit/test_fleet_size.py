@@ -23,8 +23,11 @@ def _scale(monkeypatch, answers):
         spec, ready = answer
         return SimpleNamespace(spec=SimpleNamespace(replicas=spec), status=SimpleNamespace(replicas=ready))
 
-    monkeypatch.setattr(kube.client, "AppsV1Api", lambda: SimpleNamespace(
-        read_namespaced_deployment_scale=read_namespaced_deployment_scale))
+    monkeypatch.setattr(
+        kube.client,
+        "AppsV1Api",
+        lambda: SimpleNamespace(read_namespaced_deployment_scale=read_namespaced_deployment_scale),
+    )
     return kube.WorkerScale("workers", "media"), clock
 
 
@@ -45,9 +48,16 @@ def test_the_autoscalers_read_serves_the_dispatcher(monkeypatch):
 
 
 def test_fleet_size_is_at_least_one_and_survives_api_errors(monkeypatch):
-    scale, clock = _scale(monkeypatch, [(0, 0), (6, 6), ApiException(status=500),
-                                        urllib3.exceptions.MaxRetryError(None, "/", "refused"),
-                                        ApiException(status=404)])
+    scale, clock = _scale(
+        monkeypatch,
+        [
+            (0, 0),
+            (6, 6),
+            ApiException(status=500),
+            urllib3.exceptions.MaxRetryError(None, "/", "refused"),
+            ApiException(status=404),
+        ],
+    )
     assert scale.fleet_size() == 1, "a fleet scaled to zero still gets work planned for one worker"
     for expected in (6, 6, 6, 1):  # two failed reads keep the last size; a missing Deployment means 1
         clock["now"] += kube.FLEET_SIZE_TTL

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_small_benchmark_prints_and_writes_json(tmp_path):
     out = tmp_path / "hash_speed.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "hash_speed.py"), "--small", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "hash_speed.py"), "--small", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr
     assert "jpeg-12mp" in run.stdout and "fast x" in run.stdout
     report = json.loads(out.read_text())

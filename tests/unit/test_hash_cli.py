@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from phashfleet.cli import main
 from harness.synthetic import photo_like
+from phashfleet.cli import main
 
 
 @pytest.fixture
@@ -56,15 +56,18 @@ def test_options_reach_the_hash(tree):
     assert records[0]["hash"] == str(imagehash.dhash(Image.open(image), 16))
 
 
-@pytest.mark.parametrize("args", [
-    ["/no/such/folder"],
-    ["{tree}", "--algorithm", "md5"],
-    ["{tree}", "--hash-size", "64"],
-    ["{tree}", "--algorithm", "whash", "--hash-size", "12"],
-    ["{tree}", "--jobs", "0"],
-    ["{tree}", "--timeout", "0"],
-    [],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["/no/such/folder"],
+        ["{tree}", "--algorithm", "md5"],
+        ["{tree}", "--hash-size", "64"],
+        ["{tree}", "--algorithm", "whash", "--hash-size", "12"],
+        ["{tree}", "--jobs", "0"],
+        ["{tree}", "--timeout", "0"],
+        [],
+    ],
+)
 def test_usage_errors_exit_2_without_output(tree, args):
     result, records = run(*[a.format(tree=tree) for a in args])
     assert result.exit_code == 2, result.output
@@ -79,8 +82,14 @@ def test_progress_bar_only_on_a_terminal(tree):
 
     controller, terminal = pty.openpty()
     try:
-        on_tty = subprocess.run(command, stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=120,
-                                env={**os.environ, "COLUMNS": "100"})
+        on_tty = subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "100"},
+        )
         os.close(terminal)
         terminal = -1
         shown = b""
@@ -97,6 +106,7 @@ def test_progress_bar_only_on_a_terminal(tree):
         if terminal != -1:
             os.close(terminal)
     assert on_tty.returncode == 0
-    assert [json.loads(line)["path"] for line in on_tty.stdout.splitlines()] == \
-        [json.loads(line)["path"] for line in piped.stdout.splitlines()]
+    assert [json.loads(line)["path"] for line in on_tty.stdout.splitlines()] == [
+        json.loads(line)["path"] for line in piped.stdout.splitlines()
+    ]
     assert b"hashing" in shown

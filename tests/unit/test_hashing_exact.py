@@ -8,9 +8,9 @@ import imagehash
 import pytest
 from PIL import Image
 
+from harness.synthetic import photo_like
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing.algorithms import colorhash_binbits
-from harness.synthetic import photo_like
 from phashfleet.job.spec import parse_spec
 
 SIZES = {
@@ -57,8 +57,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("algorithm", list(SIZES))
 def test_exact_matches_imagehash_bit_for_bit(files, algorithm):
     for size in SIZES[algorithm]:
-        settings = Settings(algorithm=algorithm, hash_size=size, exact=True,
-                            allowed_roots=(str(next(iter(files.values())).parent),))
+        settings = Settings(
+            algorithm=algorithm, hash_size=size, exact=True, allowed_roots=(str(next(iter(files.values())).parent),)
+        )
         for name, path in files.items():
             record = hash_ref(str(path), settings)
             expected = str(REFERENCE[algorithm](Image.open(path), size))
@@ -67,8 +68,13 @@ def test_exact_matches_imagehash_bit_for_bit(files, algorithm):
 
 
 #: imagehash's functions called with their own defaults only.
-IMAGEHASH_DEFAULTS = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-                      "whash": imagehash.whash, "colorhash": imagehash.colorhash}
+IMAGEHASH_DEFAULTS = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+    "colorhash": imagehash.colorhash,
+}
 
 
 @pytest.mark.parametrize("algorithm", list(SIZES))

@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phashfleet.hashing import Settings, hash_ref
-from phashfleet.hashing import certainty, fast
 from harness.synthetic import VERSION, photo_like
+from phashfleet.hashing import Settings, certainty, fast, hash_ref
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "test-images"
-REFERENCE = {"phash": imagehash.phash, "dhash": imagehash.dhash, "ahash": imagehash.average_hash,
-             "whash": imagehash.whash}
+REFERENCE = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+}
 
 
 def photo(width: int, height: int, seed: int, quality: int = 90) -> Path:
@@ -39,8 +42,9 @@ def bits_apart(a: str, b: str) -> int:
 
 def distances(paths: list[Path], algorithm: str, size: int) -> list[int]:
     settings = Settings(algorithm=algorithm, hash_size=size, allowed_roots=(str(CACHE),))
-    return [bits_apart(hash_ref(str(p), settings)["hash"], str(REFERENCE[algorithm](Image.open(p), size)))
-            for p in paths]
+    return [
+        bits_apart(hash_ref(str(p), settings)["hash"], str(REFERENCE[algorithm](Image.open(p), size))) for p in paths
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +102,9 @@ def test_an_estimate_with_more_than_two_bits_in_doubt_is_hashed_exactly(large, m
     monkeypatch.setattr(certainty, "phash_risk", lambda values, size, sigma: 4)
     exact_calls = []
     real_exact = fast.exact_hash
-    monkeypatch.setattr(fast, "exact_hash", lambda image, a, n: exact_calls.append(image.size) or real_exact(image, a, n))
+    monkeypatch.setattr(
+        fast, "exact_hash", lambda image, a, n: exact_calls.append(image.size) or real_exact(image, a, n)
+    )
     assert distances(large[:1], "phash", 8) == [0]
     assert scales == [8]
     assert exact_calls[-1] == (4032, 3024)  # after the estimate's own (32 x 32) hash
@@ -130,9 +136,12 @@ def symmetric_block(diagonal: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 def test_close_call_check_tells_ties_from_clear_cases():
     """In a symmetric image (k, l) and (l, k) tie exactly; put such a pair across the median or not."""
     # 31 values under a tied pair at 0 and 30 over it (plus DC): the median splits the pair.
-    tie = grey_from_low_dct(symmetric_block(
-        np.r_[np.linspace(-400, -300, 5), [300, 400]],
-        np.r_[[0.0], np.linspace(-290, -20, 13), np.linspace(20, 290, 14)]))
+    tie = grey_from_low_dct(
+        symmetric_block(
+            np.r_[np.linspace(-400, -300, 5), [300, 400]],
+            np.r_[[0.0], np.linspace(-290, -20, 13), np.linspace(20, 290, 14)],
+        )
+    )
     assert np.array_equal(tie, tie.T)
     sigma = fast.SIGMA[8]
     # Just under each rounding edge, the noise moves pixels across it: the tied pair's order flips.
@@ -140,9 +149,12 @@ def test_close_call_check_tells_ties_from_clear_cases():
     # Whole grey levels never cross an edge under that noise: nothing can change.
     assert certainty.phash_risk(tie, 8, sigma) == 0
     # 32 values at or under -300, 32 at or over +300: no noise of that size can reach across.
-    clear = grey_from_low_dct(symmetric_block(
-        np.r_[np.linspace(-700, -600, 4), np.linspace(600, 700, 3)],
-        np.r_[np.linspace(-590, -300, 14), np.linspace(300, 590, 14)]))
+    clear = grey_from_low_dct(
+        symmetric_block(
+            np.r_[np.linspace(-700, -600, 4), np.linspace(600, 700, 3)],
+            np.r_[np.linspace(-590, -300, 14), np.linspace(300, 590, 14)],
+        )
+    )
     assert certainty.phash_risk(clear + 0.49, 8, sigma) == 0
 
 

@@ -8,15 +8,13 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-
-from harness.ci import missing
 from PIL import Image
 
+from harness.ci import missing
+from harness.synthetic import photo_like
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing.decode import BACKGROUND
-from harness.synthetic import photo_like
 from phashfleet.hashing.video import FRAMES
-
 
 
 def need(module: str):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from phashfleet.job.dispatch import ListingCursor
-from phashfleet.job.spec import SpecError, manifest_schema, parse_spec
 from phashfleet.embedded.run import run_embedded
 from phashfleet.files.outputs import OutputError, OutputOutsideRootsError, check_writable
+from phashfleet.job.dispatch import ListingCursor
+from phashfleet.job.spec import SpecError, manifest_schema, parse_spec
 from phashfleet.job.status import job_outcome, spec_outcome
 from phashfleet.state.redis_store import JobSnapshot
 
@@ -35,25 +35,35 @@ def test_the_crd_documents_the_range_and_refuses_a_change():
     field = prop["properties"]["maxFailedPercent"]
     assert (field["type"], field["minimum"], field["maximum"]) == ("number", 0, 100)
     assert "0 to 100" in field["description"] and "TooManyFailures" in field["description"]
-    assert {"rule": "self == oldSelf", "message": "spec.failurePolicy is immutable once set"} in \
-        prop["x-kubernetes-validations"]
+    assert {"rule": "self == oldSelf", "message": "spec.failurePolicy is immutable once set"} in prop[
+        "x-kubernetes-validations"
+    ]
 
 
-@pytest.mark.parametrize(("snap", "limit", "outcome"), [
-    # 3 of 10 failed is 30%: above 20, not above 30 (the limit itself is allowed).
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), 20, "TooManyFailures"),
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), 30, "Completed"),
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), None, "Completed"),
-    # Skipped files count in the total, as status.total does: 1 of 10 is 10%.
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=1, skipped=8, failed=1), 9.5,
-     "TooManyFailures"),
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=9, failed=1), 0, "TooManyFailures"),
-    # Certain before the end: the listing is done (10 files) and 4 already failed.
-    (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=2, failed=4, inflight=1), 30,
-     "TooManyFailures"),
-    # Not yet certain: more files may still be listed.
-    (JobSnapshot(exists=True, total=10, listed=6, ok=2, failed=4, inflight=1), 30, "Hashing"),
-])
+@pytest.mark.parametrize(
+    ("snap", "limit", "outcome"),
+    [
+        # 3 of 10 failed is 30%: above 20, not above 30 (the limit itself is allowed).
+        (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), 20, "TooManyFailures"),
+        (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), 30, "Completed"),
+        (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=7, failed=3), None, "Completed"),
+        # Skipped files count in the total, as status.total does: 1 of 10 is 10%.
+        (
+            JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=1, skipped=8, failed=1),
+            9.5,
+            "TooManyFailures",
+        ),
+        (JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=9, failed=1), 0, "TooManyFailures"),
+        # Certain before the end: the listing is done (10 files) and 4 already failed.
+        (
+            JobSnapshot(exists=True, total=10, listed=10, listing_done=True, ok=2, failed=4, inflight=1),
+            30,
+            "TooManyFailures",
+        ),
+        # Not yet certain: more files may still be listed.
+        (JobSnapshot(exists=True, total=10, listed=6, ok=2, failed=4, inflight=1), 30, "Hashing"),
+    ],
+)
 def test_a_job_above_max_failed_percent_ends_failed_saying_the_numbers(snap, limit, outcome):
     phase, reason, message = job_outcome(snap, False, max_failed_percent=limit)
     assert reason == outcome
@@ -71,8 +81,10 @@ def test_spec_outcome_reads_the_policy_from_the_spec():
 # --- worker configuration errors on the first batch --------------------------------------------
 
 
-OUTSIDE = [_failed(f"/data/p{i}.jpg", f"outside_roots: '/data/p{i}.jpg' is not under any allowed source root")
-           for i in range(20)]
+OUTSIDE = [
+    _failed(f"/data/p{i}.jpg", f"outside_roots: '/data/p{i}.jpg' is not under any allowed source root")
+    for i in range(20)
+]
 
 
 def test_a_first_batch_that_failed_outside_the_roots_fails_the_job_naming_the_setting():
@@ -82,18 +94,25 @@ def test_a_first_batch_that_failed_outside_the_roots_fails_the_job_naming_the_se
     assert "PHASHFLEET_ALLOWED_ROOTS" in message and "source.allowedRoots" in message and "64" in message
 
 
-@pytest.mark.parametrize(("snap", "failures"), [
-    # Not yet a whole first batch back.
-    (JobSnapshot(exists=True, total=201, listed=128, failed=10, inflight=2), OUTSIDE[:10]),
-    # One file hashed: the workers can read the source.
-    (JobSnapshot(exists=True, total=201, listed=128, ok=1, failed=64, inflight=1), OUTSIDE),
-    # Failures of the files themselves.
-    (JobSnapshot(exists=True, total=201, listed=128, failed=64, inflight=1),
-     [_failed(f"/d/{i}.jpg", "decode_error: truncated") for i in range(20)]),
-    # Mixed causes: not one setting to blame.
-    (JobSnapshot(exists=True, total=201, listed=128, failed=64, inflight=1),
-     OUTSIDE[:10] + [_failed("/d/x.jpg", "decode_error: truncated")]),
-])
+@pytest.mark.parametrize(
+    ("snap", "failures"),
+    [
+        # Not yet a whole first batch back.
+        (JobSnapshot(exists=True, total=201, listed=128, failed=10, inflight=2), OUTSIDE[:10]),
+        # One file hashed: the workers can read the source.
+        (JobSnapshot(exists=True, total=201, listed=128, ok=1, failed=64, inflight=1), OUTSIDE),
+        # Failures of the files themselves.
+        (
+            JobSnapshot(exists=True, total=201, listed=128, failed=64, inflight=1),
+            [_failed(f"/d/{i}.jpg", "decode_error: truncated") for i in range(20)],
+        ),
+        # Mixed causes: not one setting to blame.
+        (
+            JobSnapshot(exists=True, total=201, listed=128, failed=64, inflight=1),
+            OUTSIDE[:10] + [_failed("/d/x.jpg", "decode_error: truncated")],
+        ),
+    ],
+)
 def test_other_first_batches_keep_the_job_running(snap, failures):
     assert job_outcome(snap, False, failures=failures, first_batch=64)[:2] == ("Running", "Hashing")
 
@@ -103,8 +122,10 @@ def test_a_small_job_is_judged_on_all_its_files_and_credentials_are_named():
     failures = [_failed(f"s3://bucket/p{i}.jpg", "permission_denied: cannot read it") for i in range(3)]
     phase, reason, message = job_outcome(snap, False, failures=failures, first_batch=64)
     assert (phase, reason) == ("Failed", "WorkerConfiguration") and "source.s3.existingSecret" in message
-    missing = [_failed(f"s3://bucket/p{i}.jpg", "read_error: NoCredentialsError: Unable to locate credentials")
-               for i in range(3)]
+    missing = [
+        _failed(f"s3://bucket/p{i}.jpg", "read_error: NoCredentialsError: Unable to locate credentials")
+        for i in range(3)
+    ]
     assert job_outcome(snap, False, failures=missing, first_batch=64)[1] == "WorkerConfiguration"
     # A local file (or an HTTP one) the worker may not read is the file's problem, not a worker setting.
     for path in ("/d/p{}.jpg", "http://host/p{}.jpg"):

@@ -12,32 +12,40 @@ from phashfleet.state.redis_store import JobSnapshot
 
 def test_defaults_match_the_crd():
     spec = parse_spec({"source": {"uri": "file:///data"}})
-    assert (spec.algorithm, spec.hash_size, spec.exact, spec.batch_size, spec.priority) == \
-        ("phash", 8, False, 64, "normal")
+    assert (spec.algorithm, spec.hash_size, spec.exact, spec.batch_size, spec.priority) == (
+        "phash",
+        8,
+        False,
+        64,
+        "normal",
+    )
     assert (spec.max_retries, spec.timeout_seconds, spec.ttl_seconds, spec.suspend) == (3, 60, 86400, False)
     assert "**/*.jpg" in spec.source["include"]
     assert spec.max_distance is None
     assert parse_spec({"source": {"uri": "/d"}, "duplicates": {}}).max_distance == 6
 
 
-@pytest.mark.parametrize(("spec", "field"), [
-    ({}, "spec.source"),
-    ({"source": {}}, "spec.source"),
-    ({"source": {"uri": "ftp://host/x"}}, "spec.source"),
-    ({"source": {"uri": "/d"}, "hashSize": 3}, "spec.hashSize"),
-    ({"source": {"uri": "/d"}, "algorithm": "md5"}, "spec.algorithm"),
-    ({"source": {"uri": "/d"}, "batchSize": True}, "spec.batchSize"),
-    ({"source": {"uri": "/d"}, "output": {"format": "csv"}}, "spec.output.uri"),
-    ({"source": {"uri": "/d"}, "output": {"uri": "/o", "format": "xml"}}, "spec.output.format"),
-    ({"source": {"uri": "/d"}, "algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
-    ({"source": {"uri": "/d"}, "algoritm": "dhash"}, "spec.algoritm"),
-    ({"source": {"uri": "/d", "inclde": ["*.png"]}}, "spec.source.inclde"),
-    ({"source": {"uri": "/d"}, "duplicates": {"distance": 3}}, "spec.duplicates.distance"),
-    ({"source": {"uri": "/d"}, "exact": "yes"}, "spec.exact"),
-    ({"source": {"uri": "/d"}, "suspend": 1}, "spec.suspend"),
-    ({"source": {"uri": "/d", "include": "*.png"}}, "spec.source.include"),
-    ({"source": {"uri": ""}}, "spec.source.uri"),
-])
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({}, "spec.source"),
+        ({"source": {}}, "spec.source"),
+        ({"source": {"uri": "ftp://host/x"}}, "spec.source"),
+        ({"source": {"uri": "/d"}, "hashSize": 3}, "spec.hashSize"),
+        ({"source": {"uri": "/d"}, "algorithm": "md5"}, "spec.algorithm"),
+        ({"source": {"uri": "/d"}, "batchSize": True}, "spec.batchSize"),
+        ({"source": {"uri": "/d"}, "output": {"format": "csv"}}, "spec.output.uri"),
+        ({"source": {"uri": "/d"}, "output": {"uri": "/o", "format": "xml"}}, "spec.output.format"),
+        ({"source": {"uri": "/d"}, "algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
+        ({"source": {"uri": "/d"}, "algoritm": "dhash"}, "spec.algoritm"),
+        ({"source": {"uri": "/d", "inclde": ["*.png"]}}, "spec.source.inclde"),
+        ({"source": {"uri": "/d"}, "duplicates": {"distance": 3}}, "spec.duplicates.distance"),
+        ({"source": {"uri": "/d"}, "exact": "yes"}, "spec.exact"),
+        ({"source": {"uri": "/d"}, "suspend": 1}, "spec.suspend"),
+        ({"source": {"uri": "/d", "include": "*.png"}}, "spec.source.include"),
+        ({"source": {"uri": ""}}, "spec.source.uri"),
+    ],
+)
 def test_bad_specs_name_the_field(spec, field):
     with pytest.raises(SpecError) as info:
         parse_spec(spec)
@@ -74,17 +82,27 @@ def _accepted(fields: dict) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("snap", "suspend", "outcome"), [
-    (JobSnapshot(exists=True, total=10, listed=4, inflight=2), False, ("Running", "Hashing")),
-    (JobSnapshot(exists=True, total=10, listed=4, inflight=2), True, ("Suspended", "Suspended")),
-    (JobSnapshot(exists=True, total=5), True, ("Suspended", "Suspended")),
-    (JobSnapshot(exists=True, listing_done=True), False, ("Succeeded", "NoFiles")),
-    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, ok=1, failed=2), False, ("Succeeded", "Completed")),
-    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, skipped=3), False, ("Succeeded", "Completed")),
-    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=3), False, ("Failed", "AllFilesFailed")),
-    (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=2, skipped=1), True,
-     ("Failed", "AllFilesFailed")),
-])
+@pytest.mark.parametrize(
+    ("snap", "suspend", "outcome"),
+    [
+        (JobSnapshot(exists=True, total=10, listed=4, inflight=2), False, ("Running", "Hashing")),
+        (JobSnapshot(exists=True, total=10, listed=4, inflight=2), True, ("Suspended", "Suspended")),
+        (JobSnapshot(exists=True, total=5), True, ("Suspended", "Suspended")),
+        (JobSnapshot(exists=True, listing_done=True), False, ("Succeeded", "NoFiles")),
+        (
+            JobSnapshot(exists=True, total=3, listed=3, listing_done=True, ok=1, failed=2),
+            False,
+            ("Succeeded", "Completed"),
+        ),
+        (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, skipped=3), False, ("Succeeded", "Completed")),
+        (JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=3), False, ("Failed", "AllFilesFailed")),
+        (
+            JobSnapshot(exists=True, total=3, listed=3, listing_done=True, failed=2, skipped=1),
+            True,
+            ("Failed", "AllFilesFailed"),
+        ),
+    ],
+)
 def test_outcome_is_failed_when_files_were_found_and_none_was_hashed(snap, suspend, outcome):
     phase, reason, message = job_outcome(snap, suspend)
     assert (phase, reason) == outcome and message

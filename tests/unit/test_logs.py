@@ -37,7 +37,12 @@ def test_json_lines_carry_the_object_extras_and_the_exception(capsys):
         log.exception("it failed")
     first, second = (json.loads(line) for line in _lines(capsys) if line.startswith("{"))
     assert first["message"] == "listed 3 files" and first["level"] == "info"
-    assert (first["namespace"], first["name"], first["files"], first["logger"]) == ("ns", "photos", 3, "phashfleet.test")
+    assert (first["namespace"], first["name"], first["files"], first["logger"]) == (
+        "ns",
+        "photos",
+        3,
+        "phashfleet.test",
+    )
     assert first["time"].endswith("Z") and "k8s_ref" not in first
     assert second["level"] == "error" and "ValueError: boom" in second["exception"]
 

@@ -10,10 +10,16 @@ from harness.node import configs, host, provisioner
 
 
 def _claim(phase="Pending", storage_class="local", volume=""):
-    return {"metadata": {"name": "data-redis-0", "namespace": "ns", "uid": "u-1"},
-            "spec": {"storageClassName": storage_class, "volumeName": volume, "accessModes": ["ReadWriteOnce"],
-                     "resources": {"requests": {"storage": "1Gi"}}},
-            "status": {"phase": phase}}
+    return {
+        "metadata": {"name": "data-redis-0", "namespace": "ns", "uid": "u-1"},
+        "spec": {
+            "storageClassName": storage_class,
+            "volumeName": volume,
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+        "status": {"phase": phase},
+    }
 
 
 class FakeKubectl:
@@ -39,8 +45,13 @@ def test_a_pending_claim_of_the_local_class_gets_a_world_writable_folder_and_a_b
     provisioner.reconcile(kubectl, tmp_path)
     assert len(kubectl.created) == 1
     volume = kubectl.created[0]
-    assert volume["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "ns",
-                                          "name": "data-redis-0", "uid": "u-1"}
+    assert volume["spec"]["claimRef"] == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "namespace": "ns",
+        "name": "data-redis-0",
+        "uid": "u-1",
+    }
     folder = tmp_path / "pvc-u-1"
     assert volume["spec"]["hostPath"]["path"] == str(folder)
     assert folder.stat().st_mode & 0o777 == 0o777
@@ -78,16 +89,24 @@ def test_pods_get_addresses_of_the_node_range_and_routes_to_pods_and_services_on
 
 
 def test_kubelet_never_collects_local_images_and_uses_cluster_dns(tmp_path):
-    config = yaml.safe_load(configs.kubelet_config(ca=tmp_path / "ca", socket=tmp_path / "s", resolv_conf=tmp_path / "r",
-                                                   pod_logs=tmp_path / "l", healthz_port=1))
+    config = yaml.safe_load(
+        configs.kubelet_config(
+            ca=tmp_path / "ca",
+            socket=tmp_path / "s",
+            resolv_conf=tmp_path / "r",
+            pod_logs=tmp_path / "l",
+            healthz_port=1,
+        )
+    )
     assert config["imageGCHighThresholdPercent"] == 100
     assert config["clusterDNS"] == [host.DNS_SERVICE_IP] and config["address"] == host.NODE_IP
     assert config["cgroupDriver"] == "cgroupfs" and config["failCgroupV1"] is False
 
 
 def test_containerd_restricts_oom_score_adj_because_root_lacks_cap_sys_resource(tmp_path):
-    text = configs.containerd_config(root=tmp_path, state=tmp_path, socket=tmp_path / "s", cni_conf_dir=tmp_path,
-                                     sandbox_image="localhost/pause:1")
+    text = configs.containerd_config(
+        root=tmp_path, state=tmp_path, socket=tmp_path / "s", cni_conf_dir=tmp_path, sandbox_image="localhost/pause:1"
+    )
     assert "restrict_oom_score_adj = true" in text and 'sandbox_image = "localhost/pause:1"' in text
     assert "SystemdCgroup = false" in text
 
@@ -101,5 +120,13 @@ def test_kube_proxy_leaves_conntrack_alone_and_serves_node_ports_on_the_node_add
 
 def test_a_jump_rule_is_deleted_with_its_own_arguments():
     rule = '-A INPUT -m comment --comment "kubernetes firewall" -j KUBE-FIREWALL'
-    assert host._delete_args(rule) == ["-D", "INPUT", "-m", "comment", "--comment", "kubernetes firewall",
-                                       "-j", "KUBE-FIREWALL"]
+    assert host._delete_args(rule) == [
+        "-D",
+        "INPUT",
+        "-m",
+        "comment",
+        "--comment",
+        "kubernetes firewall",
+        "-j",
+        "KUBE-FIREWALL",
+    ]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from phashfleet.files.access import OutsideRootsError
 from phashfleet.files import outputs
+from phashfleet.files.access import OutsideRootsError
 from phashfleet.files.outputs import (
     COLUMNS,
     ROW_GROUP_SIZE,
@@ -25,12 +25,37 @@ FORMATS = ["jsonl", "csv", "parquet"]
 
 def sample() -> list[dict]:
     return [
-        make_record("/data/a b/é 写真.jpg", algorithm="phash", hash_size=8, status="ok", hash="f0e1d2c3b4a59687",
-                    bytes=123456, width=4000, height=3000, group=1),
-        make_record('/data/new\nline, "quoted".png', algorithm="phash", hash_size=8, status="ok",
-                    hash="f0e1d2c3b4a59680", bytes=99, width=10, height=20, group=1),
-        make_record("/data/broken.jpg", algorithm="phash", hash_size=8, status="failed",
-                    reason="decode_error: truncated, at byte 10", bytes=10, group=None),
+        make_record(
+            "/data/a b/é 写真.jpg",
+            algorithm="phash",
+            hash_size=8,
+            status="ok",
+            hash="f0e1d2c3b4a59687",
+            bytes=123456,
+            width=4000,
+            height=3000,
+            group=1,
+        ),
+        make_record(
+            '/data/new\nline, "quoted".png',
+            algorithm="phash",
+            hash_size=8,
+            status="ok",
+            hash="f0e1d2c3b4a59680",
+            bytes=99,
+            width=10,
+            height=20,
+            group=1,
+        ),
+        make_record(
+            "/data/broken.jpg",
+            algorithm="phash",
+            hash_size=8,
+            status="failed",
+            reason="decode_error: truncated, at byte 10",
+            bytes=10,
+            group=None,
+        ),
         make_record("/data/song.mp3", algorithm="phash", hash_size=8, status="skipped", reason="not_image: audio"),
     ]
 
@@ -39,8 +64,16 @@ def records(n: int, fail_at: int | None = None):
     for i in range(n):
         if i == fail_at:
             raise RuntimeError("aggregation broke")
-        yield make_record(f"/data/{i:07d}.jpg", algorithm="dhash", hash_size=16, status="ok",
-                          hash=f"{i:064x}", bytes=i, width=640, height=480)
+        yield make_record(
+            f"/data/{i:07d}.jpg",
+            algorithm="dhash",
+            hash_size=16,
+            status="ok",
+            hash=f"{i:064x}",
+            bytes=i,
+            width=640,
+            height=480,
+        )
 
 
 def leftovers(folder: Path) -> list[str]:

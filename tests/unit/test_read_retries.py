@@ -19,17 +19,23 @@ def s3_error(code: str, status: int) -> BaseException:
     """An S3 error as s3fs raises it: botocore's ClientError translated into an OSError subclass."""
     if ClientError is None:
         missing(f"the s3 extra (botocore, s3fs) is missing: {_MISSING}")
-    return translate_boto_error(ClientError({"Error": {"Code": code, "Message": code},
-                                             "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject"))
+    return translate_boto_error(
+        ClientError(
+            {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject"
+        )
+    )
 
 
-@pytest.mark.parametrize(("code", "status", "transient", "reason"), [
-    ("SlowDown", 503, True, "read_error:"),
-    ("InternalError", 500, True, "read_error:"),
-    ("NoSuchKey", 404, False, "not_found:"),
-    ("AccessDenied", 403, False, "permission_denied:"),
-    ("InvalidRange", 416, False, "read_error:"),
-])
+@pytest.mark.parametrize(
+    ("code", "status", "transient", "reason"),
+    [
+        ("SlowDown", 503, True, "read_error:"),
+        ("InternalError", 500, True, "read_error:"),
+        ("NoSuchKey", 404, False, "not_found:"),
+        ("AccessDenied", 403, False, "permission_denied:"),
+        ("InvalidRange", 416, False, "read_error:"),
+    ],
+)
 def test_s3_throttles_and_server_errors_are_transient(code, status, transient, reason):
     error = s3_error(code, status)
     assert is_transient(error) is transient

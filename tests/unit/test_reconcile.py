@@ -31,19 +31,26 @@ def test_backlog_counts_inflight_and_unlisted_batches():
 
 
 def test_replicas_follow_backlog_within_bounds():
-    common = dict(current=0, per_worker=2, minimum=0, maximum=5, idle_since=None, now=100.0, cooldown=30)
+    common = {
+        "current": 0,
+        "per_worker": 2,
+        "minimum": 0,
+        "maximum": 5,
+        "idle_since": None,
+        "now": 100.0,
+        "cooldown": 30,
+    }
     assert desired_replicas(1, **common).replicas == 1  # never zero while work remains
     assert desired_replicas(7, **common).replicas == 4
     assert desired_replicas(100, **common).replicas == 5
 
 
 def test_scale_to_zero_only_after_idle_cooldown():
-    first = desired_replicas(0, current=3, per_worker=2, minimum=0, maximum=5, idle_since=None, now=100.0,
-                             cooldown=30)
+    first = desired_replicas(0, current=3, per_worker=2, minimum=0, maximum=5, idle_since=None, now=100.0, cooldown=30)
     assert first.replicas == 3 and first.idle_since == 100.0
-    later = desired_replicas(0, current=3, per_worker=2, minimum=0, maximum=5, idle_since=100.0, now=131.0,
-                             cooldown=30)
+    later = desired_replicas(0, current=3, per_worker=2, minimum=0, maximum=5, idle_since=100.0, now=131.0, cooldown=30)
     assert later.replicas == 0
-    busy_again = desired_replicas(2, current=0, per_worker=2, minimum=0, maximum=5, idle_since=100.0, now=140.0,
-                                  cooldown=30)
+    busy_again = desired_replicas(
+        2, current=0, per_worker=2, minimum=0, maximum=5, idle_since=100.0, now=140.0, cooldown=30
+    )
     assert busy_again.replicas == 1 and busy_again.idle_since is None

@@ -9,15 +9,22 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from phashfleet.cli import main
 from harness.synthetic import photo_like
+from phashfleet.cli import main
 
 
 def _manifest(folder: Path, **spec) -> Path:
     path = folder / "job.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob",
-                                    "metadata": {"name": "local"},
-                                    "spec": {"source": {"uri": f"file://{folder / 'photos'}"}, **spec}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "phashfleet.io/v1alpha1",
+                "kind": "PhashJob",
+                "metadata": {"name": "local"},
+                "spec": {"source": {"uri": f"file://{folder / 'photos'}"}, **spec},
+            }
+        )
+    )
     return path
 
 
@@ -39,10 +46,13 @@ def photos(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(("spec", "field"), [
-    ({"algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
-    ({"algoritm": "dhash"}, "spec.algoritm"),
-])
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"algorithm": "whash", "hashSize": 12}, "spec.hashSize"),
+        ({"algoritm": "dhash"}, "spec.algoritm"),
+    ],
+)
 def test_a_manifest_the_apiserver_would_refuse_is_refused_naming_the_field(photos, spec, field):
     result, _ = _run(_manifest(photos, **spec))
     assert result.exit_code == 2, result.output

@@ -23,9 +23,16 @@ def manifest(tmp_path) -> Path:
     for i in range(4):
         photo_like(160, 120, seed=i).save(tmp_path / "photos" / f"p{i}.png")
     path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "phashfleet.io/v1alpha1", "kind": "PhashJob",
-                                    "metadata": {"name": "streams"},
-                                    "spec": {"source": {"uri": f"file://{tmp_path / 'photos'}"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "phashfleet.io/v1alpha1",
+                "kind": "PhashJob",
+                "metadata": {"name": "streams"},
+                "spec": {"source": {"uri": f"file://{tmp_path / 'photos'}"}},
+            }
+        )
+    )
     return path
 
 

@@ -43,15 +43,33 @@ def listing(root: Path, **source) -> list[str]:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "photos"
-    touch(root, "b.jpg", "A.JPG", "c.png", "notes.txt", "song.mp3", "clip.MP4",
-          "sub/x.jpeg", "sub/deeper/y.webp", "sub/deeper/z.txt", "alpha/k.gif", "thumbs/t.jpg")
+    touch(
+        root,
+        "b.jpg",
+        "A.JPG",
+        "c.png",
+        "notes.txt",
+        "song.mp3",
+        "clip.MP4",
+        "sub/x.jpeg",
+        "sub/deeper/y.webp",
+        "sub/deeper/z.txt",
+        "alpha/k.gif",
+        "thumbs/t.jpg",
+    )
     return root
 
 
 def test_default_include_takes_images_and_videos_in_any_case(tree):
     assert listing(tree) == [
-        "A.JPG", "b.jpg", "c.png", "clip.MP4",
-        "alpha/k.gif", "sub/x.jpeg", "sub/deeper/y.webp", "thumbs/t.jpg",
+        "A.JPG",
+        "b.jpg",
+        "c.png",
+        "clip.MP4",
+        "alpha/k.gif",
+        "sub/x.jpeg",
+        "sub/deeper/y.webp",
+        "thumbs/t.jpg",
     ]
 
 
@@ -67,7 +85,11 @@ def test_empty_include_means_every_file(tree):
 
 def test_excludes_drop_files_and_whole_folders(tree):
     assert listing(tree, exclude=["thumbs/**", "**/*.png", "sub/deeper/*"]) == [
-        "A.JPG", "b.jpg", "clip.MP4", "alpha/k.gif", "sub/x.jpeg",
+        "A.JPG",
+        "b.jpg",
+        "clip.MP4",
+        "alpha/k.gif",
+        "sub/x.jpeg",
     ]
 
 
@@ -77,8 +99,11 @@ def test_excluded_folder_is_not_entered(tmp_path):
     (root / "skip").mkdir()
     (root / "skip" / "out").symlink_to(tmp_path)  # would be reported if the walk went in
     errors = []
-    refs = list(iter_source({"uri": str(root), "exclude": ["skip/**"]}, [str(root)],
-                            on_error=lambda ref, exc: errors.append(ref)))
+    refs = list(
+        iter_source(
+            {"uri": str(root), "exclude": ["skip/**"]}, [str(root)], on_error=lambda ref, exc: errors.append(ref)
+        )
+    )
     assert rel(refs, root) == ["keep.jpg"]
     assert errors == []
     list(iter_source({"uri": str(root)}, [str(root)], on_error=lambda ref, exc: errors.append(ref)))
@@ -93,11 +118,16 @@ def test_glob_matcher_prunes_only_what_exclude_covers():
 
 
 def test_files_come_first_then_listing_without_repeats(tree):
-    refs = list(iter_source(
-        {"uri": f"file://{tree}", "files": ["sub/x.jpeg", f"file://{tree}/c.png", str(tree / "c.png"), "notes.txt"],
-         "include": ["**/*.jpeg", "**/*.png"]},
-        [str(tree)],
-    ))
+    refs = list(
+        iter_source(
+            {
+                "uri": f"file://{tree}",
+                "files": ["sub/x.jpeg", f"file://{tree}/c.png", str(tree / "c.png"), "notes.txt"],
+                "include": ["**/*.jpeg", "**/*.png"],
+            },
+            [str(tree)],
+        )
+    )
     assert rel(refs, tree) == ["sub/x.jpeg", "c.png", "notes.txt"]  # explicit files skip the globs
     assert all(os.path.isabs(r) for r in refs)
 
@@ -147,7 +177,7 @@ def test_symlinked_file_leaving_the_roots_is_listed_for_the_worker_to_refuse(tmp
 def test_symlink_loops_end(tmp_path):
     root = tmp_path / "r"
     touch(root, "a/1.jpg", "b/2.jpg")
-    (root / "a" / "up").symlink_to(root)          # back to the top
+    (root / "a" / "up").symlink_to(root)  # back to the top
     (root / "a" / "to_b").symlink_to(root / "b")  # a -> b -> a ...
     (root / "b" / "to_a").symlink_to(root / "a")
     (root / "self.jpg").symlink_to(root / "self.jpg")
@@ -260,7 +290,8 @@ def test_unreadable_top_raises_and_unreadable_subfolder_is_reported():
             list(iter_source({"uri": str(root / "locked")}, [str(root)]))
 
     # Import everything the listing needs while still root: nobody cannot read root's Python install.
-    import ctypes  # noqa: F401, PLC0415
+    import ctypes  # noqa: F401 - imported for its side effect: loaded while root can still read it
+
     list(iter_source({"uri": str(root / "z")}, [str(root)]))
     try:
         _unprivileged(check)

@@ -28,8 +28,14 @@ def test_restart_delay_doubles_up_to_its_cap():
 
 
 def test_a_worker_that_keeps_dying_at_once_is_a_crash_loop_naming_its_exit_code():
-    pool = WorkerPool(2, dict(os.environ), argv=[sys.executable, "-c", "raise SystemExit(3)"], backoff=0.01,
-                      max_backoff=0.05, max_quick_deaths=4).start()
+    pool = WorkerPool(
+        2,
+        dict(os.environ),
+        argv=[sys.executable, "-c", "raise SystemExit(3)"],
+        backoff=0.01,
+        max_backoff=0.05,
+        max_quick_deaths=4,
+    ).start()
     try:
         exc = _poll_until_crash_loop(pool, timeout=60)
     finally:
@@ -41,12 +47,21 @@ def test_a_worker_that_keeps_dying_at_once_is_a_crash_loop_naming_its_exit_code(
 def test_a_worker_that_ran_long_enough_is_restarted_without_end(tmp_path):
     marker = tmp_path / "starts"
     script = f"open({str(marker)!r}, 'a').write('x')"
-    pool = WorkerPool(1, dict(os.environ), argv=[sys.executable, "-c", script], backoff=0.01, max_backoff=0.01,
-                      healthy_after=0.0, max_quick_deaths=2).start()
+    pool = WorkerPool(
+        1,
+        dict(os.environ),
+        argv=[sys.executable, "-c", script],
+        backoff=0.01,
+        max_backoff=0.01,
+        healthy_after=0.0,
+        max_quick_deaths=2,
+    ).start()
     try:
+
         def started_often() -> bool:
             pool.check()
             return marker.exists() and len(marker.read_text()) >= 5
+
         wait_for(started_often, timeout=60, interval=0.01, what="five starts of a worker that exits")
     finally:
         pool.stop(timeout=5)
@@ -55,13 +70,15 @@ def test_a_worker_that_ran_long_enough_is_restarted_without_end(tmp_path):
 def test_stop_ends_every_worker_and_what_it_forked(tmp_path):
     pidfile = tmp_path / "grandchild"
     # A worker that forks a child which ignores SIGTERM, as Dramatiq's main process forks its workers.
-    script = ("import os, signal, time\n"
-              "pid = os.fork()\n"
-              "if pid == 0:\n"
-              "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-              f"    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
-              "    time.sleep(600)\n"
-              "time.sleep(600)\n")
+    script = (
+        "import os, signal, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+        "time.sleep(600)\n"
+    )
     pool = WorkerPool(1, dict(os.environ), argv=[sys.executable, "-c", script]).start()
     grandchild = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), timeout=30, what="the fork"))
     pool.stop(timeout=1)

@@ -6,10 +6,10 @@ import kopf
 import pytest
 from kubernetes.client.rest import ApiException
 
+from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job import dispatch
 from phashfleet.job.dispatch import ListingCursor
 from phashfleet.job.spec import parse_spec
-from phashfleet.files.listing import SourceNetworkError
 from phashfleet_operator import handlers
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.reconcile import no_workers_since, retry_delay
@@ -61,15 +61,25 @@ class _Engine:
 
 
 def _tick(retry: int = 0):
-    handlers.tick(spec={"source": {"uri": "/d"}}, status={"phase": "Running"}, namespace="ns", name="job",
-                  uid="0123456789", body={}, meta={"generation": 1}, retry=retry)
+    handlers.tick(
+        spec={"source": {"uri": "/d"}},
+        status={"phase": "Running"},
+        namespace="ns",
+        name="job",
+        uid="0123456789",
+        body={},
+        meta={"generation": 1},
+        retry=retry,
+    )
 
 
 def test_tick_turns_an_unavailable_source_into_a_temporary_error_and_writes_why(monkeypatch):
     written = []
     monkeypatch.setattr(handlers, "patch_status", lambda *args: written.append(args[-1]) or True)
-    reason = {"phase": "Running", "conditions": [{"type": "Progressing", "status": "True",
-                                                  "reason": "SourceUnavailable", "message": "503"}]}
+    reason = {
+        "phase": "Running",
+        "conditions": [{"type": "Progressing", "status": "True", "reason": "SourceUnavailable", "message": "503"}],
+    }
     monkeypatch.setattr(RUNTIME, "engine", _Engine(Unavailable("the source cannot be listed", reason, 4.0)))
     with pytest.raises(kopf.TemporaryError) as info:
         _tick(retry=2)

@@ -33,7 +33,7 @@ def about(namespace: str | None, name: str) -> dict[str, Any]:
 
 
 def _time(record: logging.LogRecord) -> str:
-    stamp = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
+    stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -64,8 +64,14 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a single-line JSON object (a traceback is the "exception" string)."""
-        entry: dict[str, Any] = {"time": _time(record), "level": record.levelname.lower(), "logger": record.name,
-                                 "message": record.getMessage(), **_ref(record), **_extras(record)}
+        entry: dict[str, Any] = {
+            "time": _time(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_ref(record),
+            **_extras(record),
+        }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -75,7 +81,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time: Dramatiq's workers point it at their log pipe."""
 
     @property
-    def stream(self):  # noqa: D102 - see the class docstring
+    def stream(self):
         return sys.stderr
 
     @stream.setter

@@ -58,11 +58,15 @@ def dumps(record: dict[str, Any]) -> str:
 def batch_error(exc: BaseException) -> str:
     """The reason recorded for each file of a batch that kept raising `exc`."""
     text = " ".join(str(exc).split())
-    text = text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
+    text = text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
     return f"batch_error: {type(exc).__name__}: {text}" if text else f"batch_error: {type(exc).__name__}"
 
 
 def failed_records(paths: list[str], settings: dict[str, Any], reason: str) -> list[dict[str, Any]]:
     """A `failed` record with `reason` for each path, in a job's stored settings (algorithm, hash_size)."""
-    return [make_record(path, algorithm=settings["algorithm"], hash_size=settings["hash_size"], status="failed",
-                        reason=reason) for path in paths]
+    return [
+        make_record(
+            path, algorithm=settings["algorithm"], hash_size=settings["hash_size"], status="failed", reason=reason
+        )
+        for path in paths
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,11 +20,26 @@ API_SERVICE_IP = "198.19.0.1"
 DNS_SERVICE_IP = "198.19.0.10"
 
 #: Kernel settings the kubelet or the CNI bridge plugin change; recorded before and restored after.
-SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "vm.overcommit_memory", "kernel.panic",
-           "kernel.panic_on_oops")
+SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.bridge.bridge-nf-call-iptables",
+    "vm.overcommit_memory",
+    "kernel.panic",
+    "kernel.panic_on_oops",
+)
 #: Fixed host folders the kubelet, containerd's shims or the CNI plugins create whatever their config says.
-FIXED_FOLDERS = ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc", "/run/containerd",
-                 "/var/lib/cni", "/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/etc/cni", "/opt/cni")
+FIXED_FOLDERS = (
+    "/run/containerd/s",
+    "/run/containerd/fifo",
+    "/run/containerd/runc",
+    "/run/containerd",
+    "/var/lib/cni",
+    "/var/lib/kubelet",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/etc/cni",
+    "/opt/cni",
+)
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -112,7 +128,7 @@ def remove_kube_chains() -> None:
 
 
 def _delete_args(rule: str) -> list[str]:
-    import shlex  # noqa: PLC0415 - only the cleanup path parses rules
+    import shlex
 
     return ["-D", *shlex.split(rule)[1:]]
 
@@ -124,8 +140,11 @@ def kube_chains() -> list[str]:
         if not shutil.which(tool):
             continue
         for table in ("filter", "nat", "mangle", "raw"):
-            found += [f"{tool}:{table}:{line.split()[1]}" for line in run(tool, "-w", "-t", table, "-S", check=False)
-                      .stdout.splitlines() if line.startswith("-N KUBE-")]
+            found += [
+                f"{tool}:{table}:{line.split()[1]}"
+                for line in run(tool, "-w", "-t", table, "-S", check=False).stdout.splitlines()
+                if line.startswith("-N KUBE-")
+            ]
     return found
 
 
@@ -156,14 +175,10 @@ def remove_cgroups(name: str = "kubepods") -> None:
         if not top.is_dir():
             continue
         for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-            try:
+            with contextlib.suppress(OSError):
                 folder.rmdir()
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             top.rmdir()
-        except OSError:
-            pass
 
 
 def snapshot() -> dict:

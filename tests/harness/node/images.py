@@ -38,8 +38,16 @@ groupadd --system --gid 10001 redis-user
 useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin redis-user
 mkdir -p /data && chown 10001:10001 /data
 """
-REDIS_CONFIG = ("--user", "10001:10001", "--workingdir", "/data", "--port", "6379/tcp",
-                "--cmd", json.dumps(["redis-server", "--dir", "/data"]))
+REDIS_CONFIG = (
+    "--user",
+    "10001:10001",
+    "--workingdir",
+    "/data",
+    "--port",
+    "6379/tcp",
+    "--cmd",
+    json.dumps(["redis-server", "--dir", "/data"]),
+)
 PAUSE_CFLAGS = ("-static", "-O2", "-s", "-Wall", "-Werror")
 # The host's CA bundle (it holds the TLS proxy's CA) is bind-mounted over the image's own for RUN steps only.
 # Both Debian's pip and pip>=24.2 trust that file, so no pip.conf is needed (a -v of one leaves an empty file).
@@ -124,15 +132,15 @@ def _snapshot(dest: Path) -> Path:
 
 
 def _images(keys: Mapping[str, str]) -> dict[str, Image]:
-    return {name: Image(f"{REPO}/{name}:{keys[name][:12]}", CACHE / f"{name}-{keys[name][:12]}.tar")
-            for name in NAMES}
+    return {name: Image(f"{REPO}/{name}:{keys[name][:12]}", CACHE / f"{name}-{keys[name][:12]}.tar") for name in NAMES}
 
 
 def _env() -> dict[str, str]:
     """buildah's environment: its own storage and registries config under CACHE, not the host's."""
     storage, registries = CACHE / "storage.conf", CACHE / "registries.conf"
-    storage.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\n'
-                       f'runroot = "{CACHE / "run"}"\n')
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\nrunroot = "{CACHE / "run"}"\n'
+    )
     registries.write_text('unqualified-search-registries = ["docker.io"]\nshort-name-mode = "permissive"\n')
     return {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_REGISTRIES_CONF": str(registries)}
 
@@ -151,8 +159,9 @@ class _Builder:
         with self.log.open("a") as log:
             log.write(f"$ {' '.join(map(str, cmd))}\n")
             log.flush()
-            proc = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=log, text=True,
-                                  env=self.env, timeout=timeout)
+            proc = subprocess.run(
+                [str(c) for c in cmd], stdout=subprocess.PIPE, stderr=log, text=True, env=self.env, timeout=timeout
+            )
             log.write(proc.stdout)
         if proc.returncode:
             tail = "".join(self.log.read_text().splitlines(keepends=True)[-30:])
@@ -179,13 +188,13 @@ class _Builder:
         for old in CACHE.glob(f"{name}-*.tar"):
             if old != image.archive:
                 old.unlink()
-                subprocess.run(["buildah", "rmi", f"{REPO}/{name}:{old.stem.rsplit('-', 1)[1]}"], env=self.env,
-                               capture_output=True)
+                subprocess.run(
+                    ["buildah", "rmi", f"{REPO}/{name}:{old.stem.rsplit('-', 1)[1]}"], env=self.env, capture_output=True
+                )
 
     def ensure_local(self, image: Image) -> None:
         """Make sure buildah's storage holds an image that so far may only exist as an archive."""
-        probe = subprocess.run(["buildah", "inspect", "--type", "image", image.name], env=self.env,
-                               capture_output=True)
+        probe = subprocess.run(["buildah", "inspect", "--type", "image", image.name], env=self.env, capture_output=True)
         if probe.returncode:
             self.run("buildah", "pull", f"docker-archive:{image.archive}")
 
@@ -216,8 +225,25 @@ def _build_base(b: _Builder, image: Image, work: Path) -> None:
 def _build_app(b: _Builder, image: Image, base: Image, context: Path, dockerfile: Path) -> None:
     b.ensure_local(base)
     b.run("buildah", "tag", base.name, PYTHON_BASE)
-    b.run("buildah", "bud", "--layers", "--pull=never", "--format", "docker", "--runtime", RUNC,
-          "--network", "host", "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro", "-f", dockerfile, "-t", image.name, context)
+    b.run(
+        "buildah",
+        "bud",
+        "--layers",
+        "--pull=never",
+        "--format",
+        "docker",
+        "--runtime",
+        RUNC,
+        "--network",
+        "host",
+        "-v",
+        f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+        "-f",
+        dockerfile,
+        "-t",
+        image.name,
+        context,
+    )
 
 
 def _build_redis(b: _Builder, image: Image, base: Image) -> None:
@@ -306,8 +332,12 @@ def import_images(ctr_address: str, images: Mapping[str, Image] | Iterable[Image
     have = present()
     for image in todo:
         if image.name not in have:
-            subprocess.run([*ctr, "images", "import", "--all-platforms", str(image.archive)], check=True,
-                           capture_output=True, timeout=600)
+            subprocess.run(
+                [*ctr, "images", "import", "--all-platforms", str(image.archive)],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
     missing = [i.name for i in todo if i.name not in present()]
     if missing:
         raise RuntimeError(f"ctr imported the archives but does not list {missing}")

@@ -24,8 +24,8 @@ import yaml
 from harness import tools
 from harness.controlplane import ControlPlane
 from harness.node import addons, configs, host, images
-from harness.node.keda import front_proxy_args
 from harness.node.host import API_SERVICE_IP, NODE_IP, POD_CIDR, SERVICE_CIDR
+from harness.node.keda import front_proxy_args
 from harness.ports import free_port
 from harness.process import ManagedProcess
 from harness.wait import wait_for
@@ -65,8 +65,15 @@ class Node:
     def plane(self) -> ControlPlane:
         """The node's control plane: kubectl, apply and get_json as the cluster admin."""
         if self._plane is None:
-            self._plane = ControlPlane(self.dir / "cluster", address=NODE_IP, port=API_PORT, service_cidr=SERVICE_CIDR,
-                                       extra_hosts=(API_SERVICE_IP,), authorization="Node,RBAC", extra_args=())
+            self._plane = ControlPlane(
+                self.dir / "cluster",
+                address=NODE_IP,
+                port=API_PORT,
+                service_cidr=SERVICE_CIDR,
+                extra_hosts=(API_SERVICE_IP,),
+                authorization="Node,RBAC",
+                extra_args=(),
+            )
         return self._plane
 
     # --- up ----------------------------------------------------------------------------------------
@@ -88,8 +95,9 @@ class Node:
         for name in ("kubelet", "kube-scheduler", "kube-controller-manager", "kube-proxy", "kubectl", "kube-apiserver"):
             tools.find(name)
         built = images.build_images(log=self.log)
-        (self.dir / "images.json").write_text(json.dumps({k: dataclasses.asdict(v) for k, v in built.items()},
-                                                         default=str))
+        (self.dir / "images.json").write_text(
+            json.dumps({k: dataclasses.asdict(v) for k, v in built.items()}, default=str)
+        )
         self._step(started, "images built")
         host.HostRecord.take().save(self.dir / "host-record.json")
         host.bridge_up()
@@ -101,14 +109,22 @@ class Node:
         self._start_control_plane()
         self._step(started, "apiserver ready")
         self._start_node_components()
-        wait_for(lambda: self.plane.kubectl("get", "node", configs.NODE_NAME, check=False).returncode == 0,
-                 timeout=60, what="the kubelet to register the node")
+        wait_for(
+            lambda: self.plane.kubectl("get", "node", configs.NODE_NAME, check=False).returncode == 0,
+            timeout=60,
+            what="the kubelet to register the node",
+        )
         self.plane.kubectl("wait", "--for=condition=Ready", f"node/{configs.NODE_NAME}", "--timeout=120s", timeout=130)
         self._step(started, "node Ready")
         self.plane.apply("---\n".join(yaml.safe_dump(o) for o in addons.everything(self.images["coredns"].name)))
-        self.plane.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s", timeout=190)
-        wait_for(lambda: self.plane.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
-                 timeout=60, what="the default ServiceAccount")
+        self.plane.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s", timeout=190
+        )
+        wait_for(
+            lambda: self.plane.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+            timeout=60,
+            what="the default ServiceAccount",
+        )
         self._step(started, "CoreDNS ready")
         self._write_local_values()
 
@@ -147,26 +163,39 @@ class Node:
         cni.mkdir(parents=True, exist_ok=True)
         (cni / "10-phash-fleet.conflist").write_text(configs.cni_config(self.dir / "cni-ipam"))
         config = self.dir / "containerd.toml"
-        config.write_text(configs.containerd_config(root=CONTAINERD_ROOT, state=state / "state", socket=self.socket,
-                                                    cni_conf_dir=cni,
-                                                    sandbox_image=self.images["pause"].name))
+        config.write_text(
+            configs.containerd_config(
+                root=CONTAINERD_ROOT,
+                state=state / "state",
+                socket=self.socket,
+                cni_conf_dir=cni,
+                sandbox_image=self.images["pause"].name,
+            )
+        )
         proc = self._start("containerd", ["containerd", "--config", str(config)])
-        wait_for(lambda: self._ctr("version").returncode == 0 or (not proc.alive and _raise(proc)),
-                 timeout=30, what="containerd")
+        wait_for(
+            lambda: self._ctr("version").returncode == 0 or (not proc.alive and _raise(proc)),
+            timeout=30,
+            what="containerd",
+        )
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.socket), "-n", "k8s.io", *args],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            ["ctr", "--address", str(self.socket), "-n", "k8s.io", *args], capture_output=True, text=True, timeout=60
+        )
 
     def _start_control_plane(self) -> None:
         plane = self.plane
         ca = plane.start_certificates()
         kubelet_client = ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters")
-        plane.extra_args = (f"--kubelet-client-certificate={kubelet_client.cert}",
-                            f"--kubelet-client-key={kubelet_client.key}",
-                            "--kubelet-preferred-address-types=InternalIP",
-                            # API aggregation (KEDA's external metrics): the apiserver dials the endpoint itself.
-                            *front_proxy_args(ca), "--enable-aggregator-routing=true")
+        plane.extra_args = (
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            "--kubelet-preferred-address-types=InternalIP",
+            # API aggregation (KEDA's external metrics): the apiserver dials the endpoint itself.
+            *front_proxy_args(ca),
+            "--enable-aggregator-routing=true",
+        )
         plane.start_servers()
         for proc in (plane.etcd, plane.apiserver):
             self._remember(proc.name, proc.pid)
@@ -175,36 +204,80 @@ class Node:
     def _start_node_components(self) -> None:
         plane, kubectl = self.plane, str(tools.find("kubectl"))
         node_cert = plane.authority.issue("kubelet-client", f"system:node:{configs.NODE_NAME}", org="system:nodes")
-        kubelet_kubeconfig = plane.write_kubeconfig(self.dir / "kubelet.kubeconfig", user={
-            "client-certificate": str(node_cert.cert), "client-key": str(node_cert.key)})
+        kubelet_kubeconfig = plane.write_kubeconfig(
+            self.dir / "kubelet.kubeconfig",
+            user={"client-certificate": str(node_cert.cert), "client-key": str(node_cert.key)},
+        )
         admin = str(self.kubeconfig)
-        self._start("kube-controller-manager", [
-            str(tools.find("kube-controller-manager")), f"--kubeconfig={admin}",
-            f"--authentication-kubeconfig={admin}", f"--authorization-kubeconfig={admin}",
-            "--leader-elect=false", "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={plane.service_account.key}", f"--root-ca-file={plane.ca.cert}",
-            "--allocate-node-cidrs=true", f"--cluster-cidr={POD_CIDR}", "--node-cidr-mask-size=24",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--horizontal-pod-autoscaler-sync-period=5s",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--v=1"])
-        self._start("kube-scheduler", [
-            str(tools.find("kube-scheduler")), f"--kubeconfig={admin}", f"--authentication-kubeconfig={admin}",
-            f"--authorization-kubeconfig={admin}", "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--v=1"])
+        self._start(
+            "kube-controller-manager",
+            [
+                str(tools.find("kube-controller-manager")),
+                f"--kubeconfig={admin}",
+                f"--authentication-kubeconfig={admin}",
+                f"--authorization-kubeconfig={admin}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={plane.service_account.key}",
+                f"--root-ca-file={plane.ca.cert}",
+                "--allocate-node-cidrs=true",
+                f"--cluster-cidr={POD_CIDR}",
+                "--node-cidr-mask-size=24",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--horizontal-pod-autoscaler-sync-period=5s",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--v=1",
+            ],
+        )
+        self._start(
+            "kube-scheduler",
+            [
+                str(tools.find("kube-scheduler")),
+                f"--kubeconfig={admin}",
+                f"--authentication-kubeconfig={admin}",
+                f"--authorization-kubeconfig={admin}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--v=1",
+            ],
+        )
         resolv = self.dir / "resolv.conf"
         resolv.write_text("# the node resolves cluster names only (CoreDNS has no upstream)\n")
         kubelet_config = self.dir / "kubelet.yaml"
-        kubelet_config.write_text(configs.kubelet_config(ca=plane.ca.cert, socket=self.socket, resolv_conf=resolv,
-                                                         pod_logs=self.dir / "pod-logs", healthz_port=free_port()))
-        self._start("kubelet", [
-            str(tools.find("kubelet")), f"--config={kubelet_config}", f"--kubeconfig={kubelet_kubeconfig}",
-            f"--root-dir={self.dir / 'kubelet'}", f"--cert-dir={self.dir / 'kubelet-pki'}",
-            f"--node-ip={NODE_IP}", f"--hostname-override={configs.NODE_NAME}", "--v=1"])
+        kubelet_config.write_text(
+            configs.kubelet_config(
+                ca=plane.ca.cert,
+                socket=self.socket,
+                resolv_conf=resolv,
+                pod_logs=self.dir / "pod-logs",
+                healthz_port=free_port(),
+            )
+        )
+        self._start(
+            "kubelet",
+            [
+                str(tools.find("kubelet")),
+                f"--config={kubelet_config}",
+                f"--kubeconfig={kubelet_kubeconfig}",
+                f"--root-dir={self.dir / 'kubelet'}",
+                f"--cert-dir={self.dir / 'kubelet-pki'}",
+                f"--node-ip={NODE_IP}",
+                f"--hostname-override={configs.NODE_NAME}",
+                "--v=1",
+            ],
+        )
         proxy_config = self.dir / "kube-proxy.yaml"
-        proxy_config.write_text(configs.kube_proxy_config(kubeconfig=self.kubeconfig, healthz_port=free_port(),
-                                                          metrics_port=free_port()))
+        proxy_config.write_text(
+            configs.kube_proxy_config(kubeconfig=self.kubeconfig, healthz_port=free_port(), metrics_port=free_port())
+        )
         self._start("kube-proxy", [str(tools.find("kube-proxy")), f"--config={proxy_config}", "--v=1"])
-        self._start("provisioner", [sys.executable, "-m", "harness.node.provisioner", kubectl, admin, str(self.volumes)],
-                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        self._start(
+            "provisioner",
+            [sys.executable, "-m", "harness.node.provisioner", kubectl, admin, str(self.volumes)],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
 
     def _write_local_values(self) -> None:
         """The values a person adds to `helm install` to use the local images and a hostPath for /data."""
@@ -215,12 +288,23 @@ class Node:
         if not photos.exists():
             shutil.copytree(tools.ROOT / "examples" / "photos", photos)
         values = images.chart_values(self.images)
-        values["source"] = {"volumes": [{"name": "photos", "mountPath": "/data/photos",
-                                         "hostPath": {"path": str(photos), "type": "Directory"}}]}
-        values["output"] = {"volumes": [{"name": "results", "mountPath": "/data/results",
-                                         "hostPath": {"path": str(results), "type": "Directory"}}]}
-        self.values_file.write_text("# Written by scripts/cluster up: local images, and /data on this machine.\n"
-                                    + yaml.safe_dump(values))
+        values["source"] = {
+            "volumes": [
+                {"name": "photos", "mountPath": "/data/photos", "hostPath": {"path": str(photos), "type": "Directory"}}
+            ]
+        }
+        values["output"] = {
+            "volumes": [
+                {
+                    "name": "results",
+                    "mountPath": "/data/results",
+                    "hostPath": {"path": str(results), "type": "Directory"},
+                }
+            ]
+        }
+        self.values_file.write_text(
+            "# Written by scripts/cluster up: local images, and /data on this machine.\n" + yaml.safe_dump(values)
+        )
 
     # --- state -------------------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -251,8 +335,11 @@ class Node:
             _stop(pids.get(name))
         proxy_config = self.dir / "kube-proxy.yaml"
         if proxy_config.exists():
-            subprocess.run([str(tools.find("kube-proxy", build=False)), "--cleanup", f"--config={proxy_config}"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [str(tools.find("kube-proxy", build=False)), "--cleanup", f"--config={proxy_config}"],
+                capture_output=True,
+                timeout=60,
+            )
         host.remove_kube_chains()
         host.unmount_under(str(self.dir), str(CONTAINERD_ROOT), "/run/containerd", "/var/lib/kubelet")
         host.bridge_down()

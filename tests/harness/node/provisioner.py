@@ -22,23 +22,38 @@ PROVISIONER = "phashfleet.io/local-path"
 
 def storage_class() -> dict:
     """The node's default StorageClass, served by this provisioner."""
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": STORAGE_CLASS,
-                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }
 
 
 def volume_for(claim: dict, root: Path) -> dict:
     """The PersistentVolume that satisfies `claim`, over a folder under `root`."""
     meta = claim["metadata"]
-    return {"apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": f"pvc-{meta['uid']}", "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
-            "spec": {"capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
-                     "accessModes": claim["spec"].get("accessModes", ["ReadWriteOnce"]),
-                     "persistentVolumeReclaimPolicy": "Delete", "storageClassName": STORAGE_CLASS,
-                     "hostPath": {"path": str(root / f"pvc-{meta['uid']}"), "type": "Directory"},
-                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
-                                  "name": meta["name"], "uid": meta["uid"]}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"pvc-{meta['uid']}", "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+        "spec": {
+            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
+            "accessModes": claim["spec"].get("accessModes", ["ReadWriteOnce"]),
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            "hostPath": {"path": str(root / f"pvc-{meta['uid']}"), "type": "Directory"},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+        },
+    }
 
 
 def reconcile(kubectl, root: Path) -> None:
@@ -69,8 +84,14 @@ def main(argv: list[str]) -> int:
     root.mkdir(parents=True, exist_ok=True)
 
     def kubectl(*args: str, input: str | None = None) -> str:
-        done = subprocess.run([kubectl_path, f"--kubeconfig={kubeconfig}", *args], input=input,
-                              capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(
+            [kubectl_path, f"--kubeconfig={kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return done.stdout
 
     while True:

@@ -8,10 +8,10 @@ if sys.argv[1:2] == ["worker"]:
     # has its handlers in place (see cli/worker_cmd.py), so it drains instead of dying.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
-import click  # noqa: E402 - after the signal mask on purpose
+import click
 
-from phashfleet import __version__  # noqa: E402
-from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, run_cmd, worker_cmd  # noqa: E402
+from phashfleet import __version__
+from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, run_cmd, worker_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

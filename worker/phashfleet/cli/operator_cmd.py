@@ -10,16 +10,30 @@ from phashfleet.cli.options import log_options
 
 
 @click.command("operator")
-@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), envvar="KUBECONFIG",
-              help="Kubeconfig to use outside a cluster (in a pod the service account is used).")
-@click.option("--namespace", envvar="PHASHFLEET_NAMESPACE", default=None,
-              help="Watch PhashJobs in this namespace only.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="KUBECONFIG",
+    help="Kubeconfig to use outside a cluster (in a pod the service account is used).",
+)
+@click.option(
+    "--namespace", envvar="PHASHFLEET_NAMESPACE", default=None, help="Watch PhashJobs in this namespace only."
+)
 @click.option("--all-namespaces", is_flag=True, help="Watch every namespace (needs cluster-wide RBAC).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-@click.option("--health-port", type=click.IntRange(1, 65535), default=8081, show_default=True,
-              help="Port of the /healthz liveness endpoint.")
-@click.option("--peering", default=None, envvar="PHASHFLEET_PEERING",
-              help="kopf peering name: with two replicas only the highest-priority one acts.")
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    help="Port of the /healthz liveness endpoint.",
+)
+@click.option(
+    "--peering",
+    default=None,
+    envvar="PHASHFLEET_PEERING",
+    help="kopf peering name: with two replicas only the highest-priority one acts.",
+)
 @click.option("--priority", type=int, default=0, envvar="PHASHFLEET_PEERING_PRIORITY", show_default=True)
 @log_options
 def cli(kubeconfig, namespace, all_namespaces, metrics_port, health_port, peering, priority) -> None:
@@ -29,7 +43,13 @@ def cli(kubeconfig, namespace, all_namespaces, metrics_port, health_port, peerin
     if kubeconfig:
         # The kubernetes client reads KUBECONFIG when first imported, for kopf's login as well as ours.
         os.environ["KUBECONFIG"] = os.path.abspath(kubeconfig)
-    from phashfleet_operator.main import run  # noqa: PLC0415 - the operator package loads only here
+    from phashfleet_operator.main import run
 
-    run(kubeconfig=kubeconfig, namespace=namespace, metrics_port=metrics_port, health_port=health_port,
-        peering=peering, priority=priority)
+    run(
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        metrics_port=metrics_port,
+        health_port=health_port,
+        peering=peering,
+        priority=priority,
+    )

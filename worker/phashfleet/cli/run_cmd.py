@@ -11,8 +11,8 @@ import uuid
 import click
 import redis
 
-from phashfleet.files.access import is_local, local_path
 from phashfleet.cli.options import log_options
+from phashfleet.files.access import is_local, local_path
 from phashfleet.job.spec import SpecError, load_manifest, parse_spec
 
 
@@ -28,31 +28,49 @@ def _progress_bar():
     """A rich progress bar on stderr when it is a terminal, else None (stdout carries only the status JSON)."""
     if not sys.stderr.isatty():
         return None, None
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} files/s"),
-                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
+    bar = Progress(
+        TextColumn("hashing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} files/s"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    )
     task = bar.add_task("hash", total=None, rate="0.0")
 
     def update(done: int, total: int, rate: float) -> None:
         bar.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
     return bar, update
 
 
 @click.command("run")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
-@click.option("--redis", "redis_url", default=None, help="Use this Redis (redis://...) and real worker processes "
-              "instead of the embedded default; the password may be in the URL or PHASHFLEET_REDIS_PASSWORD.")
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    help="Use this Redis (redis://...) and real worker processes "
+    "instead of the embedded default; the password may be in the URL or PHASHFLEET_REDIS_PASSWORD.",
+)
 @click.option("--jobs", "-j", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
-@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(file_okay=False),
-              help="Extra local folder the job may read (default: the source's own folders).")
+@click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Extra local folder the job may read (default: the source's own folders).",
+)
 @log_options
 def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tuple[str, ...]) -> None:
     """Run MANIFEST's PhashJob here, print its final status, write its output; exit 1 if it fails."""
-    from phashfleet.embedded.run import run_embedded, run_with_redis, until_reachable  # noqa: PLC0415
-    from phashfleet.files.listing import SourceError  # noqa: PLC0415
-    from phashfleet.job.status import failed_status  # noqa: PLC0415
+    from phashfleet.embedded.run import run_embedded, run_with_redis, until_reachable
+    from phashfleet.files.listing import SourceError
+    from phashfleet.job.status import failed_status
 
     try:
         doc = load_manifest(manifest)
@@ -79,8 +97,9 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
             bar.start()
         runner = run_with_redis if redis_url else run_embedded
         kwargs = {"redis_url": redis_url} if redis_url else {}
-        result = until_reachable(lambda: runner(spec, job_id, roots, jobs=jobs, progress=update,
-                                                output_roots=output_roots, **kwargs))
+        result = until_reachable(
+            lambda: runner(spec, job_id, roots, jobs=jobs, progress=update, output_roots=output_roots, **kwargs)
+        )
     except SourceError as exc:  # the same status the operator writes for a source it cannot list
         click.echo(json.dumps(failed_status(exc.reason, str(exc)), indent=2))
         sys.exit(1)

@@ -8,6 +8,7 @@ worker that dies.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -17,18 +18,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from phashfleet.state import keys
+from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.job.finish import finish_job, output_problem
 from phashfleet.job.spec import JobSpec
-from phashfleet.results import batch_error, failed_records
-from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
+from phashfleet.results import batch_error, failed_records
+from phashfleet.state import keys
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -54,13 +55,14 @@ class RunResult:
 
 
 def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ...]) -> list[dict]:
-    from phashfleet.hashing import Settings, hash_many  # noqa: PLC0415 - imported in the pool process
+    from phashfleet.hashing import Settings, hash_many
 
     return list(hash_many(files, Settings.from_job(settings, roots)))
 
 
-def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float,
-                  output_roots) -> dict[str, Any]:
+def _final_status(
+    store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float, output_roots
+) -> dict[str, Any]:
     snap = store.snapshot(job_id)
     phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
     extra = {"startTime": started}
@@ -68,8 +70,9 @@ def _final_status(store, job_id: str, spec: JobSpec, roots: tuple[str, ...], sta
         extra["completionTime"] = now_iso()
     if snap.finished:  # a job that failed early writes no partial output
         extra.update(finish_job(store, job_id, spec, output_roots))
-    return job_status(snap, phase=phase, reason=reason, message=message, rate=rate,
-                      failures=store.failures(job_id), extra=extra)
+    return job_status(
+        snap, phase=phase, reason=reason, message=message, rate=rate, failures=store.failures(job_id), extra=extra
+    )
 
 
 def until_reachable(run: Callable[[], RunResult], delays: tuple[float, ...] = UNREACHABLE_DELAYS) -> RunResult:
@@ -83,10 +86,17 @@ def until_reachable(run: Callable[[], RunResult], delays: tuple[float, ...] = UN
     return run()
 
 
-def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: int | None = None,
-                 progress: Progress | None = None, output_roots=None) -> RunResult:
+def run_embedded(
+    spec: JobSpec,
+    job_id: str,
+    roots: tuple[str, ...],
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    output_roots=None,
+) -> RunResult:
     """Hash the job in a local process pool, with in-memory state; return the final status."""
-    from phashfleet.state.memory_store import MemoryJobStore  # noqa: PLC0415
+    from phashfleet.state.memory_store import MemoryJobStore
 
     store = MemoryJobStore()
     if problem := output_problem(spec, output_roots):
@@ -98,6 +108,7 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
     meter = RateMeter()
     futures: dict[Future, tuple[int, list[str], int]] = {}  # -> (batch id, its files, tries so far)
     with ProcessPoolExecutor(max_workers=workers) as pool:
+
         def submit(batch_id: int, files: list[str], tries: int) -> None:
             futures[pool.submit(_hash_batch, files, spec.hash_settings(), roots)] = (batch_id, files, tries)
 
@@ -105,8 +116,9 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
             submit(batch_id, store.start_batch(jid, batch_id, float("inf")), 0)
 
         while True:
-            dispatch_tick(store, job_id, spec, cursor, send, now=time.time(), room=workers * 2 - len(futures),
-                          window=workers * 2)
+            dispatch_tick(
+                store, job_id, spec, cursor, send, now=time.time(), room=workers * 2 - len(futures), window=workers * 2
+            )
             if not futures:
                 break
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -114,7 +126,7 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
                 batch_id, files, tries = futures.pop(future)
                 try:
                     records = future.result()
-                except Exception as exc:  # a batch that raises is tried again, then its files fail (as in a worker)
+                except Exception as exc:  # noqa: BLE001 - whatever a batch raises, it is tried again, then its files fail (as in a worker)
                     if tries < spec.max_retries:
                         submit(batch_id, files, tries + 1)
                         continue
@@ -127,12 +139,24 @@ def run_embedded(spec: JobSpec, job_id: str, roots: tuple[str, ...], *, jobs: in
                 for future in futures:
                     future.cancel()  # it failed early: the batches not started are not worth hashing
                 break
-    return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(store.snapshot(job_id).done_files),
-                                   output_roots))
+    return RunResult(
+        _final_status(
+            store, job_id, spec, roots, started, meter.update(store.snapshot(job_id).done_files), output_roots
+        )
+    )
 
 
-def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *, jobs: int | None = None,
-                   progress: Progress | None = None, output_roots=None, start_workers: bool = True) -> RunResult:
+def run_with_redis(
+    spec: JobSpec,
+    job_id: str,
+    roots: tuple[str, ...],
+    redis_url: str,
+    *,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    output_roots=None,
+    start_workers: bool = True,
+) -> RunResult:
     """Hash the job with real worker processes on a Redis broker; return the final status.
 
     The run starts `jobs` workers on a queue and key prefix of its own (`keys.run_names`) and keeps them
@@ -141,20 +165,43 @@ def run_with_redis(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url
     process's queue and prefix, the fleet's by default) hash the job.
     """
     names = keys.run_names(uuid.uuid4().hex[:12]) if start_workers else {}
-    with _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}), _sigterm_exits(), tempfile.TemporaryDirectory(
-            prefix="phashfleet-run-metrics-") as metrics_dir:
-        env = {**os.environ, "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots),
-               "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-        return _drive(spec, job_id, roots, redis_url, jobs=jobs or os.cpu_count() or 1, progress=progress,
-                      output_roots=output_roots, worker_env=env if start_workers else None)
+    with (
+        _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}),
+        _sigterm_exits(),
+        tempfile.TemporaryDirectory(prefix="phashfleet-run-metrics-") as metrics_dir,
+    ):
+        env = {
+            **os.environ,
+            "PHASHFLEET_ALLOWED_ROOTS": os.pathsep.join(roots),
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        }
+        return _drive(
+            spec,
+            job_id,
+            roots,
+            redis_url,
+            jobs=jobs or os.cpu_count() or 1,
+            progress=progress,
+            output_roots=output_roots,
+            worker_env=env if start_workers else None,
+        )
 
 
-def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *, jobs: int,
-           progress: Progress | None, output_roots, worker_env: dict[str, str] | None) -> RunResult:
-    from phashfleet.worker.actor import send_batch  # noqa: PLC0415
-    from phashfleet.worker.broker import make_broker, redis_client  # noqa: PLC0415
-    from phashfleet.state.redis_store import RedisJobStore  # noqa: PLC0415
-    from phashfleet.embedded.supervise import CrashLoop, WorkerPool  # noqa: PLC0415
+def _drive(
+    spec: JobSpec,
+    job_id: str,
+    roots: tuple[str, ...],
+    redis_url: str,
+    *,
+    jobs: int,
+    progress: Progress | None,
+    output_roots,
+    worker_env: dict[str, str] | None,
+) -> RunResult:
+    from phashfleet.embedded.supervise import CrashLoop, WorkerPool
+    from phashfleet.state.redis_store import RedisJobStore
+    from phashfleet.worker.actor import send_batch
+    from phashfleet.worker.broker import make_broker, redis_client
 
     client = redis_client(redis_url)
     broker = make_broker(client)
@@ -168,15 +215,25 @@ def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *
     cursor = ListingCursor(spec, roots)
     meter = RateMeter()
     window = job_window(jobs)
-    send = lambda j, b: send_batch(broker, j, b)  # noqa: E731
+    send = functools.partial(send_batch, broker)
     try:
         if pool is not None:
             pool.start()
         while True:
             if pool is not None and pool.check():
                 resend_in_flight(store, job_id, send, now=time.time())
-            dispatch_tick(store, job_id, spec, cursor, send, now=time.time(), room=window, window=window,
-                          queue_grace=queue_grace_for(store.queue_length()), workers=jobs)
+            dispatch_tick(
+                store,
+                job_id,
+                spec,
+                cursor,
+                send,
+                now=time.time(),
+                room=window,
+                window=window,
+                queue_grace=queue_grace_for(store.queue_length()),
+                workers=jobs,
+            )
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
@@ -185,13 +242,22 @@ def _drive(spec: JobSpec, job_id: str, roots: tuple[str, ...], redis_url: str, *
             if spec_outcome(snap, spec, store.failures(job_id))[0] in ENDED:  # failed early
                 break
             time.sleep(DRIVER_TICK)  # the hand-out and progress pace, not a wait for a condition
-        return RunResult(_final_status(store, job_id, spec, roots, started, meter.update(snap.done_files),
-                                       output_roots))
+        return RunResult(
+            _final_status(store, job_id, spec, roots, started, meter.update(snap.done_files), output_roots)
+        )
     except CrashLoop as exc:
         snap = store.snapshot(job_id)
-        return RunResult(job_status(snap, phase="Failed", reason="WorkersCrashing", message=str(exc),
-                                    rate=meter.update(snap.done_files), failures=store.failures(job_id),
-                                    extra={"startTime": started, "completionTime": now_iso()}))
+        return RunResult(
+            job_status(
+                snap,
+                phase="Failed",
+                reason="WorkersCrashing",
+                message=str(exc),
+                rate=meter.update(snap.done_files),
+                failures=store.failures(job_id),
+                extra={"startTime": started, "completionTime": now_iso()},
+            )
+        )
     finally:
         if pool is not None:
             pool.stop()

@@ -7,6 +7,7 @@ soon after it starts is a crash loop, and the pool gives up (`CrashLoop`) instea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -57,9 +58,17 @@ class _Slot:
 class WorkerPool:
     """`workers` supervised worker processes with environment `env`."""
 
-    def __init__(self, workers: int, env: dict[str, str], *, argv: list[str] | None = None,
-                 backoff: float = RESTART_BACKOFF, max_backoff: float = RESTART_BACKOFF_MAX,
-                 healthy_after: float = HEALTHY_AFTER, max_quick_deaths: int = MAX_QUICK_DEATHS) -> None:
+    def __init__(
+        self,
+        workers: int,
+        env: dict[str, str],
+        *,
+        argv: list[str] | None = None,
+        backoff: float = RESTART_BACKOFF,
+        max_backoff: float = RESTART_BACKOFF_MAX,
+        healthy_after: float = HEALTHY_AFTER,
+        max_quick_deaths: int = MAX_QUICK_DEATHS,
+    ) -> None:
         self.env = env
         self.argv = argv or worker_argv()
         self.backoff, self.max_backoff = backoff, max_backoff
@@ -99,8 +108,10 @@ class WorkerPool:
         slot.proc = None
         slot.deaths = 1 if now - slot.started >= self.healthy_after else slot.deaths + 1
         if slot.deaths >= self.max_quick_deaths:
-            raise CrashLoop(f"worker {slot.index} exited {slot.deaths} times in a row, each within "
-                            f"{self.healthy_after:.0f} s of its start (last exit code {code}); see its log above")
+            raise CrashLoop(
+                f"worker {slot.index} exited {slot.deaths} times in a row, each within "
+                f"{self.healthy_after:.0f} s of its start (last exit code {code}); see its log above"
+            )
         delay = restart_delay(slot.deaths, backoff=self.backoff, maximum=self.max_backoff)
         slot.restart_at = now + delay
         log.warning("worker %d exited with code %s; restarting it in %.1f s", slot.index, code, delay)
@@ -118,10 +129,8 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         try:
             for proc in running:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
         finally:  # even when a second Ctrl-C cuts the wait short: no worker outlives the run
             for proc in running:
                 _kill_group(proc.pid)
@@ -131,7 +140,5 @@ class WorkerPool:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

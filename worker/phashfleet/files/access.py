@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from urllib.parse import urlsplit, unquote
+from urllib.parse import unquote, urlsplit
 
 #: Environment variable with the allowed local roots, separated by os.pathsep (":").
 ALLOWED_ROOTS_ENV = "PHASHFLEET_ALLOWED_ROOTS"

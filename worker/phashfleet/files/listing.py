@@ -31,8 +31,27 @@ log = logging.getLogger(__name__)
 
 #: Extensions listed when a source gives no `include`: images the worker decodes, and videos.
 IMAGE_EXTENSIONS = (
-    "jpg", "jpeg", "jpe", "jfif", "png", "apng", "webp", "gif", "bmp", "dib", "tif", "tiff",
-    "heic", "heif", "avif", "ppm", "pgm", "pbm", "pnm", "tga", "ico",
+    "jpg",
+    "jpeg",
+    "jpe",
+    "jfif",
+    "png",
+    "apng",
+    "webp",
+    "gif",
+    "bmp",
+    "dib",
+    "tif",
+    "tiff",
+    "heic",
+    "heif",
+    "avif",
+    "ppm",
+    "pgm",
+    "pbm",
+    "pnm",
+    "tga",
+    "ico",
 )
 VIDEO_EXTENSIONS = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "3gp")
 DEFAULT_INCLUDE = tuple(f"**/*.{ext}" for ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
@@ -154,7 +173,7 @@ class GlobMatcher:
     """
 
     def __init__(self, include: Sequence[str] | None, exclude: Sequence[str]) -> None:
-        from fsspec.utils import glob_translate  # noqa: PLC0415 - keeps module import light
+        from fsspec.utils import glob_translate
 
         include = DEFAULT_INCLUDE if include is None else tuple(include)
         self._include = _any_of([glob_translate(p) for p in include]) if include else None
@@ -348,7 +367,7 @@ class _FsspecLister:
             name = entry["name"]
             if not name.startswith(prefix):
                 continue  # the folder itself, or a link to elsewhere
-            rest = name[len(prefix):].rstrip("/")
+            rest = name[len(prefix) :].rstrip("/")
             # Only direct children: with HTTP pages this is what keeps the walk finite.
             if rest and "/" not in rest and rest not in (".", "..") and self._keep(rest):
                 (dirs if entry.get("type") == "directory" else files).append(rest)
@@ -417,7 +436,7 @@ def _local_walker(uri: str, roots: Sequence[str]) -> _Walker:
 
 
 def _filesystem(uri: str, protocol: str, storage_options: dict[str, Any]):
-    import fsspec  # noqa: PLC0415
+    import fsspec
 
     try:
         cls = fsspec.get_filesystem_class(protocol)
@@ -492,4 +511,3 @@ __all__ = [
     "SourceSpecError",
     "iter_source",
 ]
-

@@ -7,14 +7,14 @@ import io
 import os
 import stat
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from contextlib import AbstractContextManager
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
-from phashfleet.hashing.errors import FileFailed
 from phashfleet.files.listing import is_network_error  # the listing's rule, one place
+from phashfleet.hashing.errors import FileFailed
 
 #: Bytes read up front to recognise the file type.
 HEAD_BYTES = 64
@@ -32,8 +32,13 @@ class Source:
 
 def _not_a_file(mode: int) -> str | None:
     """Name the kind of a non-regular file, or None for a regular one."""
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return name
     return None if stat.S_ISREG(mode) else "not a regular file"
@@ -102,8 +107,9 @@ def http_status(exc: BaseException) -> int | None:
         if isinstance(status, int):
             return status
         response = getattr(err, "response", None)
-        if isinstance(response, dict) and isinstance(code := response.get("ResponseMetadata", {})
-                                                     .get("HTTPStatusCode"), int):
+        if isinstance(response, dict) and isinstance(
+            code := response.get("ResponseMetadata", {}).get("HTTPStatusCode"), int
+        ):
             return code
     return None
 
@@ -136,7 +142,7 @@ def read_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> byt
     The pauses double from FIRST_BACKOFF; no retry starts once `budget` seconds have gone by.
     Raises FileFailed: at once for a permanent error (404, 403, ...), after the last try for a transient one.
     """
-    import fsspec  # noqa: PLC0415 - fsspec pulls in a lot; only remote files need it
+    import fsspec
 
     started, attempt = time.monotonic(), 0
     while True:
@@ -144,7 +150,7 @@ def read_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> byt
             fs, path = fsspec.core.url_to_fs(ref)
             return fs.cat_file(path)  # one GET for http(s); s3fs adds its own retries of throttles
         except Exception as exc:  # noqa: BLE001 - every error is classified below, none escapes as a bug
-            pause = min(FIRST_BACKOFF * 2 ** attempt, MAX_BACKOFF)
+            pause = min(FIRST_BACKOFF * 2**attempt, MAX_BACKOFF)
             if attempt == retries or not is_transient(exc) or time.monotonic() - started + pause > budget:
                 failure = _remote_failure(exc, ref)
                 if attempt:
@@ -163,7 +169,8 @@ def open_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> Ite
     yield Source(io.BytesIO(data), len(data), data[:HEAD_BYTES], None)
 
 
-def open_source(ref: str, allowed_roots: Sequence[str], retries: int = 0,
-                budget: float = float("inf")) -> AbstractContextManager[Source]:
+def open_source(
+    ref: str, allowed_roots: Sequence[str], retries: int = 0, budget: float = float("inf")
+) -> AbstractContextManager[Source]:
     """Open ``ref`` for reading: confined local file, or remote object read again after transient errors."""
     return open_local(ref, allowed_roots) if is_local(ref) else open_remote(ref, retries, budget)

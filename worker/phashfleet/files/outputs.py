@@ -91,7 +91,7 @@ def check_writable(
             _write_remote_probe(uri, storage_options)
     except OutputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure to write is the answer: not writable
+    except Exception as exc:
         raise OutputError(f"output {uri!r} is not writable: {type(exc).__name__}: {exc}") from exc
 
 
@@ -105,7 +105,7 @@ def _write_local_probe(path: str) -> None:
 
 
 def _write_remote_probe(uri: str, storage_options: Mapping[str, Any] | None) -> None:
-    import fsspec  # noqa: PLC0415
+    import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
     folder, _, name = path.rpartition("/")
@@ -126,7 +126,7 @@ def read_records(
         with open(local_path(uri), "rb") as f:
             yield from reader(f)
         return
-    import fsspec  # noqa: PLC0415
+    import fsspec
 
     with fsspec.open(uri, "rb", **dict(storage_options or {})) as f:
         yield from reader(f)
@@ -181,7 +181,7 @@ def _fsync_dir(folder: str) -> None:
 
 
 def _write_remote(uri: str, storage_options: Mapping[str, Any] | None, write: Callable[[IO[bytes]], int]) -> int:
-    import fsspec  # noqa: PLC0415
+    import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
     folder, _, name = path.rpartition("/")
@@ -252,8 +252,8 @@ def _write_csv(records: Iterable[Mapping[str, Any]], f: IO[bytes]) -> int:
 
 def _pyarrow():
     try:
-        import pyarrow  # noqa: PLC0415
-        import pyarrow.parquet  # noqa: PLC0415, F401
+        import pyarrow
+        import pyarrow.parquet
     except ImportError as exc:
         raise OutputFormatError(
             f"parquet output needs the 'parquet' extra: pip install 'phash-fleet[parquet]' ({exc})"
@@ -262,8 +262,13 @@ def _pyarrow():
 
 
 def _schema(pa):
-    types = {"hash_size": pa.int32(), "bytes": pa.int64(), "width": pa.int32(), "height": pa.int32(),
-             "group": pa.int64()}
+    types = {
+        "hash_size": pa.int32(),
+        "bytes": pa.int64(),
+        "width": pa.int32(),
+        "height": pa.int32(),
+        "group": pa.int64(),
+    }
     return pa.schema([(name, types.get(name, pa.string())) for name in COLUMNS])
 
 

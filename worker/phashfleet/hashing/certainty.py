@@ -114,7 +114,7 @@ def ahash_risk(values: np.ndarray, sigma: float) -> int:
     others_up, others_down = float(up.sum()), float(down.sum())
     needed = np.minimum(np.where(margin > 0, margin, 1 - margin), 30)  # past 30 the chance is nil
     pool = np.where(margin > 0, others_up, others_down)
-    shifted = np.minimum(pool ** needed / factorial(needed), 1.0)
+    shifted = np.minimum(pool**needed / factorial(needed), 1.0)
     chance = own + shifted
     return _bits_at_risk(chance)
 

@@ -14,8 +14,8 @@ def main(read_fd: int, write_fd: int) -> None:
     """Warm up, say "ready", then hash what the parent sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
-    import phashfleet.hashing.warm  # noqa: F401, PLC0415 - imports and exercises every hashing path
-    from phashfleet.hashing.hash_file import hash_ref  # noqa: PLC0415
+    import phashfleet.hashing.warm  # noqa: F401 - imports and exercises every hashing path
+    from phashfleet.hashing.hash_file import hash_ref
 
     outbox.send("ready")
     while True:

@@ -71,8 +71,9 @@ def decode_reduced(image: Image.Image, factor: int, mode: str | None = None) -> 
     return image, done
 
 
-def fast_hash(image: Image.Image, algorithm: str, hash_size: int,
-              reopen: Callable[[], Image.Image] | None = None) -> imagehash.ImageHash:
+def fast_hash(
+    image: Image.Image, algorithm: str, hash_size: int, reopen: Callable[[], Image.Image] | None = None
+) -> imagehash.ImageHash:
     """Hash an opened (not yet loaded) image by the fast path.
 
     An estimate with bits in doubt (certainty.py) stands for a JPEG when at most ACCEPT_RISK_BITS
@@ -97,8 +98,9 @@ def fast_hash(image: Image.Image, algorithm: str, hash_size: int,
     return exact_hash(reduced, algorithm, hash_size)
 
 
-def _estimate(pixels: np.ndarray, full_size: tuple[int, int], factor: int, algorithm: str,
-              hash_size: int) -> tuple[imagehash.ImageHash, int]:
+def _estimate(
+    pixels: np.ndarray, full_size: tuple[int, int], factor: int, algorithm: str, hash_size: int
+) -> tuple[imagehash.ImageHash, int]:
     """The hash from box means at ``factor``, and how many of its bits may be wrong."""
     width, height = full_size
     if algorithm == "whash":
@@ -109,9 +111,11 @@ def _estimate(pixels: np.ndarray, full_size: tuple[int, int], factor: int, algor
     target = resize_target(algorithm, hash_size)
     values = weights.resample(pixels, full_size, factor, target)
     sigma = SIGMA[factor]
-    risk = {"phash": lambda: certainty.phash_risk(values, hash_size, sigma),
-            "dhash": lambda: certainty.dhash_risk(values, sigma),
-            "ahash": lambda: certainty.ahash_risk(values, sigma)}[algorithm]()
+    risk = {
+        "phash": lambda: certainty.phash_risk(values, hash_size, sigma),
+        "dhash": lambda: certainty.dhash_risk(values, sigma),
+        "ahash": lambda: certainty.ahash_risk(values, sigma),
+    }[algorithm]()
     small = weights.round_like_pillow(values)
     # Already the size imagehash resizes to: its resize is then a plain copy, the rest is its own.
     return exact_hash(Image.fromarray(small, "L"), algorithm, hash_size), risk

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """The broad type of a file, as far as hashing cares."""
 
     IMAGE = "image"
@@ -17,14 +17,66 @@ class Kind(str, Enum):
 
 
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .apng .gif .webp .bmp .dib .tif .tiff .heic .heif .avif "
-    ".ico .ppm .pgm .pbm .pnm .tga .jp2 .j2k .psd .pcx .dds .sgi .ras .im .msp".split()
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".apng",
+        ".gif",
+        ".webp",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".ico",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".tga",
+        ".jp2",
+        ".j2k",
+        ".psd",
+        ".pcx",
+        ".dds",
+        ".sgi",
+        ".ras",
+        ".im",
+        ".msp",
+    ]
 )
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .flv .mpg .mpeg .m2ts .mts .ts .3gp .3g2 .ogv".split()
+    [
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".qt",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".wmv",
+        ".flv",
+        ".mpg",
+        ".mpeg",
+        ".m2ts",
+        ".mts",
+        ".ts",
+        ".3gp",
+        ".3g2",
+        ".ogv",
+    ]
 )
-AUDIO_EXTENSIONS = frozenset(".mp3 .wav .flac .ogg .oga .opus .m4a .aac .wma .aif .aiff .mid .midi .amr".split())
-TEXT_EXTENSIONS = frozenset(".txt .md .csv .json .jsonl .xml .html .htm .yaml .yml .log .ini .cfg .rst".split())
+AUDIO_EXTENSIONS = frozenset(
+    [".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff", ".mid", ".midi", ".amr"]
+)
+TEXT_EXTENSIONS = frozenset(
+    [".txt", ".md", ".csv", ".json", ".jsonl", ".xml", ".html", ".htm", ".yaml", ".yml", ".log", ".ini", ".cfg", ".rst"]
+)
 
 _IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
 _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
@@ -64,8 +116,12 @@ def classify(name: str, head: bytes) -> Kind:
     if found is not None:
         return found
     ext = extension(name)
-    for kind, names in ((Kind.IMAGE, IMAGE_EXTENSIONS), (Kind.VIDEO, VIDEO_EXTENSIONS),
-                        (Kind.AUDIO, AUDIO_EXTENSIONS), (Kind.TEXT, TEXT_EXTENSIONS)):
+    for kind, names in (
+        (Kind.IMAGE, IMAGE_EXTENSIONS),
+        (Kind.VIDEO, VIDEO_EXTENSIONS),
+        (Kind.AUDIO, AUDIO_EXTENSIONS),
+        (Kind.TEXT, TEXT_EXTENSIONS),
+    ):
         if ext in names:
             return kind
     if not head or b"\x00" in head:

@@ -7,13 +7,13 @@ from typing import Any
 
 from PIL import Image
 
+from phashfleet.files.opening import open_source
 from phashfleet.hashing.algorithms import exact_hash, to_hex
 from phashfleet.hashing.decode import load, normalize, open_image
 from phashfleet.hashing.errors import FileFailed, FileOutcome, FileSkipped
 from phashfleet.hashing.fast import fast_hash
 from phashfleet.hashing.filetypes import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Kind, classify, extension
 from phashfleet.hashing.settings import Settings
-from phashfleet.files.opening import open_source
 from phashfleet.hashing.video import hash_video
 from phashfleet.results import make_record
 
@@ -41,8 +41,16 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
             kind = _kind(ref, source.head, size)
             if kind is Kind.VIDEO:
                 video = hash_video(source.file, lambda frame: hash_image(frame, settings))
-                return make_record(ref, status="ok", hash=video.representative, bytes=size, width=video.width,
-                                   height=video.height, frames=video.frames, **common)
+                return make_record(
+                    ref,
+                    status="ok",
+                    hash=video.representative,
+                    bytes=size,
+                    width=video.width,
+                    height=video.height,
+                    frames=video.frames,
+                    **common,
+                )
             image = open_image(source.file)
             width, height = image.size
 
@@ -50,8 +58,15 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
                 source.file.seek(0)
                 return open_image(source.file)
 
-            return make_record(ref, status="ok", hash=hash_image(image, settings, reopen), bytes=size, width=width,
-                               height=height, **common)
+            return make_record(
+                ref,
+                status="ok",
+                hash=hash_image(image, settings, reopen),
+                bytes=size,
+                width=width,
+                height=height,
+                **common,
+            )
     except FileOutcome as outcome:
         return make_record(ref, status=outcome.status, reason=outcome.reason, bytes=size, **common)
     except MemoryError:
@@ -85,4 +100,3 @@ def _pillow_knows(head: bytes) -> bool:
         except Exception:  # noqa: BLE001 - a plugin's accept() on odd bytes
             continue
     return False
-

@@ -58,7 +58,10 @@ class _Child:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "phashfleet.hashing.child", str(down_r), str(up_w)],
-                pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+                pass_fds=(down_r, up_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,  # a Ctrl-C or a signal to our process group is the parent's to handle
             )
         finally:
@@ -202,8 +205,11 @@ class HashPool:
                         self._collect(child, settings, done, again)
                     elif time.monotonic() >= child.deadline:
                         index, ref, _ = child.give_up(again)
-                        done[index] = _failed(ref, settings, f"timeout: no result within "
-                                              f"{settings.timeout_seconds:g} s; hashing process killed")
+                        done[index] = _failed(
+                            ref,
+                            settings,
+                            f"timeout: no result within {settings.timeout_seconds:g} s; hashing process killed",
+                        )
                 # Hand freed children their next file before yielding: they hash while the caller
                 # records what came back, instead of sitting idle for the caller's whole turn.
                 feed()
@@ -216,8 +222,9 @@ class HashPool:
                     child.kill()
 
     @staticmethod
-    def _collect(child: _Child, settings: Settings, done: dict[int, dict[str, Any]],
-                 again: deque[tuple[int, str]]) -> None:
+    def _collect(
+        child: _Child, settings: Settings, done: dict[int, dict[str, Any]], again: deque[tuple[int, str]]
+    ) -> None:
         """Take a finished record from a child, or record its death (what it had queued is sent anew)."""
         try:
             got, record = child.from_child.recv()

@@ -42,9 +42,14 @@ class Settings:
     @classmethod
     def from_job(cls, job_settings: Mapping[str, Any], allowed_roots: tuple[str, ...]) -> Settings:
         """The Settings of a job's stored settings dict; raises ValueError for ones no file can be hashed with."""
-        return cls(algorithm=job_settings["algorithm"], hash_size=job_settings["hash_size"],
-                   exact=job_settings["exact"], timeout_seconds=job_settings["timeout_seconds"],
-                   allowed_roots=allowed_roots, max_retries=max_retries_of(job_settings))
+        return cls(
+            algorithm=job_settings["algorithm"],
+            hash_size=job_settings["hash_size"],
+            exact=job_settings["exact"],
+            timeout_seconds=job_settings["timeout_seconds"],
+            allowed_roots=allowed_roots,
+            max_retries=max_retries_of(job_settings),
+        )
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

@@ -128,4 +128,3 @@ def grouped(reduced: np.ndarray, full_size: tuple[int, int], factor: int, scale:
 def round_like_pillow(values: np.ndarray) -> np.ndarray:
     """Round to 8 bits the way Pillow's resampler does (half up, clipped to 0..255)."""
     return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)
-

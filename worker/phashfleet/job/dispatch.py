@@ -11,8 +11,8 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from phashfleet.job.spec import JobSpec
 from phashfleet.files.listing import iter_source
+from phashfleet.job.spec import JobSpec
 from phashfleet.state.redis_store import JobSnapshot
 
 #: Seconds a worker's lease on a batch lasts past the per-file timeout; renewed after every file.
@@ -95,8 +95,19 @@ def tail_batch_size(batch_size: int, remaining: int, workers: int) -> int:
     return max(1, min(batch_size, max(spread, batch_size // TAIL_MIN_FRACTION)))
 
 
-def dispatch_tick(store, job_id: str, spec: JobSpec, cursor: ListingCursor, send: Send, *, now: float,
-                  room: int, window: int, queue_grace: float = QUEUE_GRACE, workers: int = 0) -> TickResult:
+def dispatch_tick(
+    store,
+    job_id: str,
+    spec: JobSpec,
+    cursor: ListingCursor,
+    send: Send,
+    *,
+    now: float,
+    room: int,
+    window: int,
+    queue_grace: float = QUEUE_GRACE,
+    workers: int = 0,
+) -> TickResult:
     """Send overdue batches again, then hand out new batches while the job's window and `room` allow.
 
     `room` is how many new messages the global dispatcher grants this job now (priority decides);

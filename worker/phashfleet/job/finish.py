@@ -19,7 +19,7 @@ def output_problem(spec: JobSpec, output_roots: Sequence[str] | None) -> str | N
     """Why the job's output could not be written (checked before any file is hashed), or None."""
     if not spec.output:
         return None
-    from phashfleet.files.outputs import OutputError, check_writable  # noqa: PLC0415
+    from phashfleet.files.outputs import OutputError, check_writable
 
     try:
         check_writable(spec.output["uri"], spec.output["format"], allowed_roots=output_roots)
@@ -33,15 +33,16 @@ def finish_job(store, job_id: str, spec: JobSpec, output_roots: Sequence[str] | 
     status: dict[str, Any] = {}
     groups = None
     if spec.max_distance is not None:
-        from phashfleet.dupes import group_records  # noqa: PLC0415 - numpy-heavy, only at job end
+        from phashfleet.dupes import group_records
 
         groups = group_records(store.iter_results(job_id), spec.max_distance)
         status["duplicateGroups"] = groups.duplicate_groups
         status["duplicateFiles"] = groups.duplicate_files
     if spec.output:
-        from phashfleet.files.outputs import write_records  # noqa: PLC0415
+        from phashfleet.files.outputs import write_records
 
-        write_records(_with_groups(store, job_id, groups), spec.output["uri"], spec.output["format"],
-                      allowed_roots=output_roots)
+        write_records(
+            _with_groups(store, job_id, groups), spec.output["uri"], spec.output["format"], allowed_roots=output_roots
+        )
         status["outputUri"] = spec.output["uri"]
     return status

@@ -63,9 +63,14 @@ class JobSpec:
 
     def hash_settings(self) -> dict[str, Any]:
         """The settings every worker of this job hashes with (stored with the job in Redis)."""
-        return {"algorithm": self.algorithm, "hash_size": self.hash_size, "exact": self.exact,
-                "timeout_seconds": self.timeout_seconds, "batch_size": self.batch_size,
-                "max_retries": self.max_retries}
+        return {
+            "algorithm": self.algorithm,
+            "hash_size": self.hash_size,
+            "exact": self.exact,
+            "timeout_seconds": self.timeout_seconds,
+            "batch_size": self.batch_size,
+            "max_retries": self.max_retries,
+        }
 
 
 def _crd_path() -> Path:
@@ -149,8 +154,10 @@ def _check_rules(spec: dict[str, Any]) -> None:
         if ref and _scheme(ref) not in SCHEMES:
             raise SpecError("spec.source", f"unsupported URL scheme in {ref!r} (use file://, s3:// or http(s)://)")
     if spec["algorithm"] == "whash" and spec["hashSize"] not in WHASH_SIZES:
-        raise SpecError("spec.hashSize", f"must be a power of two (4, 8, 16 or 32) when spec.algorithm is whash, "
-                                         f"got {spec['hashSize']}")
+        raise SpecError(
+            "spec.hashSize",
+            f"must be a power of two (4, 8, 16 or 32) when spec.algorithm is whash, got {spec['hashSize']}",
+        )
 
 
 def parse_spec(spec: dict[str, Any]) -> JobSpec:
@@ -163,11 +170,18 @@ def parse_spec(spec: dict[str, Any]) -> JobSpec:
     _check_rules(spec)
     duplicates = spec.get("duplicates")
     return JobSpec(
-        source=spec["source"], algorithm=spec["algorithm"], hash_size=spec["hashSize"], exact=spec["exact"],
-        batch_size=spec["batchSize"], priority=spec["priority"], max_retries=spec["maxRetries"],
-        timeout_seconds=spec["timeoutSeconds"], output=spec.get("output"),
+        source=spec["source"],
+        algorithm=spec["algorithm"],
+        hash_size=spec["hashSize"],
+        exact=spec["exact"],
+        batch_size=spec["batchSize"],
+        priority=spec["priority"],
+        max_retries=spec["maxRetries"],
+        timeout_seconds=spec["timeoutSeconds"],
+        output=spec.get("output"),
         max_distance=duplicates["maxDistance"] if duplicates is not None else None,
-        suspend=spec["suspend"], ttl_seconds=spec["ttlSecondsAfterFinished"],
+        suspend=spec["suspend"],
+        ttl_seconds=spec["ttlSecondsAfterFinished"],
         max_failed_percent=spec["failurePolicy"].get("maxFailedPercent"),
     )
 

@@ -13,8 +13,13 @@ from phashfleet.job.spec import JobSpec
 from phashfleet.state.redis_store import JobSnapshot
 
 #: Condition type that is True in each phase (the others are set False).
-PHASE_CONDITION = {"Running": "Progressing", "Pending": "Progressing", "Suspended": "Suspended",
-                   "Succeeded": "Complete", "Failed": "Failed"}
+PHASE_CONDITION = {
+    "Running": "Progressing",
+    "Pending": "Progressing",
+    "Suspended": "Suspended",
+    "Succeeded": "Complete",
+    "Failed": "Failed",
+}
 CONDITION_TYPES = ("Progressing", "Suspended", "Complete", "Failed")
 #: Phases a job never leaves.
 ENDED = ("Succeeded", "Failed")
@@ -23,7 +28,7 @@ MAX_FAILURES = 20
 
 def now_iso() -> str:
     """The current UTC time as Kubernetes writes it."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def progress_text(done: int, total: int) -> str:
@@ -53,13 +58,20 @@ class RateMeter:
 #: Failure codes that mean the workers are set up wrong, not the files: what to fix, naming the setting.
 WORKER_SETTINGS = {
     "outside_roots": "the job's source is not under the workers' PHASHFLEET_ALLOWED_ROOTS (chart value "
-                     "source.allowedRoots, or the mountPaths of source.volumes)",
+    "source.allowedRoots, or the mountPaths of source.volumes)",
     "credentials": "the workers' S3 credentials are missing or refused (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
-                   "chart value source.s3.existingSecret)",
+    "chart value source.s3.existingSecret)",
 }
 #: Words in a failure reason that name a credentials problem (botocore's and S3's names for them).
-_CREDENTIAL_WORDS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
-                     "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
+_CREDENTIAL_WORDS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+)
 
 
 def worker_setting_of(record: dict) -> str | None:
@@ -87,8 +99,10 @@ def worker_misconfiguration(snap: JobSnapshot, failures: Sequence[dict], first_b
     if len(settings) != 1 or None in settings:
         return None
     (setting,) = settings
-    return (f"{snap.failed} of the first {snap.done_files} files failed with {setting} "
-            f"(e.g. {failures[0].get('path')!r}): {WORKER_SETTINGS[setting]}; fix it, then create the job again")
+    return (
+        f"{snap.failed} of the first {snap.done_files} files failed with {setting} "
+        f"(e.g. {failures[0].get('path')!r}): {WORKER_SETTINGS[setting]}; fix it, then create the job again"
+    )
 
 
 def too_many_failures(snap: JobSnapshot, max_failed_percent: float | None) -> str | None:
@@ -101,12 +115,20 @@ def too_many_failures(snap: JobSnapshot, max_failed_percent: float | None) -> st
     files = max(snap.listed, snap.done_files)
     if files == 0 or snap.failed * 100 <= max_failed_percent * files:
         return None
-    return (f"{snap.failed} of {files} files failed ({snap.failed * 100 / files:.1f}%), above "
-            f"spec.failurePolicy.maxFailedPercent {max_failed_percent:g}%")
+    return (
+        f"{snap.failed} of {files} files failed ({snap.failed * 100 / files:.1f}%), above "
+        f"spec.failurePolicy.maxFailedPercent {max_failed_percent:g}%"
+    )
 
 
-def job_outcome(snap: JobSnapshot, suspend: bool, *, failures: Sequence[dict] = (), first_batch: int = 1,
-                max_failed_percent: float | None = None) -> tuple[str, str, str]:
+def job_outcome(
+    snap: JobSnapshot,
+    suspend: bool,
+    *,
+    failures: Sequence[dict] = (),
+    first_batch: int = 1,
+    max_failed_percent: float | None = None,
+) -> tuple[str, str, str]:
     """(phase, condition reason, message) from what the store knows: the one place that decides how a job ends.
 
     `failures` are the store's first failed records; `first_batch` is spec.batchSize; a job can end
@@ -118,8 +140,11 @@ def job_outcome(snap: JobSnapshot, suspend: bool, *, failures: Sequence[dict] = 
     if snap.finished and snap.done_files == 0:
         return "Succeeded", "NoFiles", "the source lists no files that match include/exclude"
     if snap.finished and snap.ok == 0 and snap.failed > 0:
-        return ("Failed", "AllFilesFailed",
-                f"no file could be hashed: {snap.failed} failed, {snap.skipped} skipped (see status.failures)")
+        return (
+            "Failed",
+            "AllFilesFailed",
+            f"no file could be hashed: {snap.failed} failed, {snap.skipped} skipped (see status.failures)",
+        )
     too_many = too_many_failures(snap, max_failed_percent)
     if too_many:
         return "Failed", "TooManyFailures", too_many
@@ -132,15 +157,19 @@ def job_outcome(snap: JobSnapshot, suspend: bool, *, failures: Sequence[dict] = 
 
 def spec_outcome(snap: JobSnapshot, spec: JobSpec, failures: Sequence[dict]) -> tuple[str, str, str]:
     """job_outcome for a job's spec: its suspend, batch size and failure policy."""
-    return job_outcome(snap, spec.suspend, failures=failures, first_batch=spec.batch_size,
-                       max_failed_percent=spec.max_failed_percent)
+    return job_outcome(
+        snap, spec.suspend, failures=failures, first_batch=spec.batch_size, max_failed_percent=spec.max_failed_percent
+    )
 
 
 def failed_status(reason: str, message: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """A terminal Failed status for a job that stopped before (or instead of) hashing: reason and message say why."""
     at = now_iso()
-    return {"phase": "Failed", "completionTime": at,
-            "conditions": conditions("Failed", reason, message, (previous or {}).get("conditions"), at)}
+    return {
+        "phase": "Failed",
+        "completionTime": at,
+        "conditions": conditions("Failed", reason, message, (previous or {}).get("conditions"), at),
+    }
 
 
 def conditions(phase: str, reason: str, message: str, previous: list[dict] | None, at: str) -> list[dict]:
@@ -155,18 +184,29 @@ def conditions(phase: str, reason: str, message: str, previous: list[dict] | Non
         status = "True" if ctype == true_type else "False"
         old = before.get(ctype)
         changed = old is None or old.get("status") != status
-        result.append({
-            "type": ctype, "status": status,
-            "reason": reason if status == "True" else f"Job{phase}",
-            "message": message if status == "True" else "",
-            "lastTransitionTime": at if changed else old.get("lastTransitionTime", at),
-        })
+        result.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason if status == "True" else f"Job{phase}",
+                "message": message if status == "True" else "",
+                "lastTransitionTime": at if changed else old.get("lastTransitionTime", at),
+            }
+        )
     return result
 
 
-def job_status(snap: JobSnapshot, *, phase: str, reason: str, message: str, rate: float,
-               failures: list[dict], previous: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-               ) -> dict[str, Any]:
+def job_status(
+    snap: JobSnapshot,
+    *,
+    phase: str,
+    reason: str,
+    message: str,
+    rate: float,
+    failures: list[dict],
+    previous: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The whole status object for a job (the caller adds startTime, outputUri and the like via `extra`)."""
     previous = previous or {}
     total = snap.done_files if snap.finished else max(snap.total, snap.done_files)

@@ -32,7 +32,7 @@ def file_info(ref: str, storage_options: Mapping[str, Any] | None = None) -> dic
     """
     if is_local(ref):
         return local_info(local_path(ref))
-    import fsspec  # noqa: PLC0415 - fsspec pulls in a lot; only workers need it
+    import fsspec
 
     fs, path = fsspec.core.url_to_fs(ref, **dict(storage_options or {}))
     return normalize_info(fs.info(path))
@@ -46,8 +46,12 @@ def local_info(path: str) -> dict[str, Any]:
     """
     st = os.stat(path)
     regular = stat.S_ISREG(st.st_mode)
-    return {"size": st.st_size, "mtime": _text(float(st.st_mtime)),
-            "ctime": _text(float(st.st_ctime)) if regular else None, "etag": None}
+    return {
+        "size": st.st_size,
+        "mtime": _text(float(st.st_mtime)),
+        "ctime": _text(float(st.st_ctime)) if regular else None,
+        "etag": None,
+    }
 
 
 def normalize_info(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from phashfleet.state import keys
 from phashfleet.files.access import OutsideRootsError, confine, is_local
+from phashfleet.state import keys
 from phashfleet.state.cache_keys import cache_key, file_info
 
 #: How long a cached record lives: long enough for re-runs, short enough that Redis does not keep every
@@ -30,12 +30,15 @@ def _key(ref: str, settings: dict[str, Any], roots: tuple[str, ...]) -> str | No
         return None  # the hasher makes the failure record
 
 
-def hash_with_cache(client: redis.Redis, refs: list[str], settings: dict[str, Any], roots: tuple[str, ...],
-                    hash_many: HashMany) -> Iterator[dict[str, Any]]:
+def hash_with_cache(
+    client: redis.Redis, refs: list[str], settings: dict[str, Any], roots: tuple[str, ...], hash_many: HashMany
+) -> Iterator[dict[str, Any]]:
     """Yield a record per ref: cached ones first (marked `"cached": true`), then freshly hashed ones."""
     cache_keys = {ref: _key(ref, settings, roots) for ref in refs}
     present = [ref for ref, key in cache_keys.items() if key]
-    hits = dict(zip(present, client.mget([keys.cache(cache_keys[r]) for r in present]))) if present else {}
+    hits = (
+        dict(zip(present, client.mget([keys.cache(cache_keys[r]) for r in present]), strict=False)) if present else {}
+    )
     misses = []
     for ref in refs:
         raw = hits.get(ref)

@@ -19,9 +19,19 @@ class MemoryJobStore:
         """Create the job's state unless it exists."""
         if job_id in self.jobs:
             return False
-        self.jobs[job_id] = {"settings": settings, "total": total, "listed": 0, "next_batch": 0,
-                             "listing_done": False, "results": {}, "counts": {"ok": 0, "failed": 0, "skipped": 0},
-                             "failures": [], "inflight": {}, "leases": {}, "batches": {}}
+        self.jobs[job_id] = {
+            "settings": settings,
+            "total": total,
+            "listed": 0,
+            "next_batch": 0,
+            "listing_done": False,
+            "results": {},
+            "counts": {"ok": 0, "failed": 0, "skipped": 0},
+            "failures": [],
+            "inflight": {},
+            "leases": {},
+            "batches": {},
+        }
         return True
 
     def snapshot(self, job_id: str) -> JobSnapshot:
@@ -29,9 +39,16 @@ class MemoryJobStore:
         job = self.jobs.get(job_id)
         if job is None:
             return JobSnapshot(exists=False)
-        return JobSnapshot(exists=True, total=job["total"], listed=job["listed"], next_batch=job["next_batch"],
-                           listing_done=job["listing_done"], inflight=len(job["inflight"]),
-                           settings=job["settings"], **job["counts"])
+        return JobSnapshot(
+            exists=True,
+            total=job["total"],
+            listed=job["listed"],
+            next_batch=job["next_batch"],
+            listing_done=job["listing_done"],
+            inflight=len(job["inflight"]),
+            settings=job["settings"],
+            **job["counts"],
+        )
 
     def delete(self, job_id: str) -> None:
         """Forget a job."""
@@ -56,9 +73,11 @@ class MemoryJobStore:
     def overdue(self, job_id: str, now: float, *, queue_grace: float) -> list[int]:
         """Batches whose lease ran out or that waited unstarted longer than `queue_grace`."""
         job = self.jobs[job_id]
-        return sorted(b for b, at in job["inflight"].items()
-                      if (b in job["leases"] and job["leases"][b] < now)
-                      or (b not in job["leases"] and at <= now - queue_grace))
+        return sorted(
+            b
+            for b, at in job["inflight"].items()
+            if (b in job["leases"] and job["leases"][b] < now) or (b not in job["leases"] and at <= now - queue_grace)
+        )
 
     def rearm(self, job_id: str, batch_id: int, now: float) -> None:
         """A batch was sent again."""
@@ -75,8 +94,9 @@ class MemoryJobStore:
         job["leases"][batch_id] = lease_deadline
         return job["batches"][batch_id]
 
-    def record(self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool,
-               lease_deadline: float = 0.0) -> int:
+    def record(
+        self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool, lease_deadline: float = 0.0
+    ) -> int:
         """Write records set-if-absent; -1 when the job is gone."""
         job = self.jobs.get(job_id)
         if job is None:

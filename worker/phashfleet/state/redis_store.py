@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from phashfleet.state import keys
 from phashfleet.results import dumps
+from phashfleet.state import keys
 
 COUNT_FIELDS = ("ok", "failed", "skipped")
 
@@ -75,9 +75,15 @@ class RedisJobStore:
             return JobSnapshot(exists=False)
         ok, failed, skipped = (int(c or 0) for c in counts)
         return JobSnapshot(
-            exists=True, total=int(meta.get(b"total", 0)), listed=int(meta.get(b"listed", 0)),
-            next_batch=int(meta.get(b"next_batch", 0)), listing_done=meta.get(b"listing_done") == b"1",
-            ok=ok, failed=failed, skipped=skipped, inflight=inflight,
+            exists=True,
+            total=int(meta.get(b"total", 0)),
+            listed=int(meta.get(b"listed", 0)),
+            next_batch=int(meta.get(b"next_batch", 0)),
+            listing_done=meta.get(b"listing_done") == b"1",
+            ok=ok,
+            failed=failed,
+            skipped=skipped,
+            inflight=inflight,
             settings=json.loads(meta[b"settings"]) if b"settings" in meta else None,
         )
 
@@ -99,10 +105,12 @@ class RedisJobStore:
     # --- handing out ---------------------------------------------------------------------------
     def hand_out(self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool) -> bool:
         """Record batch `batch_id` as handed out (idempotent: a repeated call is refused)."""
-        return bool(self._hand_out(
-            keys=[keys.job(job_id, "meta"), keys.job(job_id, "inflight"), keys.batch(job_id, batch_id)],
-            args=[batch_id, now, json.dumps(files), len(files), int(listing_done)],
-        ))
+        return bool(
+            self._hand_out(
+                keys=[keys.job(job_id, "meta"), keys.job(job_id, "inflight"), keys.batch(job_id, batch_id)],
+                args=[batch_id, now, json.dumps(files), len(files), int(listing_done)],
+            )
+        )
 
     def mark_listing_done(self, job_id: str) -> None:
         """The listing has nothing more to hand out."""
@@ -112,8 +120,11 @@ class RedisJobStore:
         """Batches whose worker lease ran out, or that waited unstarted longer than `queue_grace`."""
         expired = self.client.zrangebyscore(keys.job(job_id, "leases"), "-inf", now)
         started = set(self.client.zrange(keys.job(job_id, "leases"), 0, -1))
-        stale = [b for b in self.client.zrangebyscore(keys.job(job_id, "inflight"), "-inf", now - queue_grace)
-                 if b not in started]
+        stale = [
+            b
+            for b in self.client.zrangebyscore(keys.job(job_id, "inflight"), "-inf", now - queue_grace)
+            if b not in started
+        ]
         return sorted({int(b) for b in [*expired, *stale]})
 
     def rearm(self, job_id: str, batch_id: int, now: float) -> None:
@@ -137,17 +148,20 @@ class RedisJobStore:
         self.client.zadd(keys.job(job_id, "leases"), {batch_id: lease_deadline})
         return files
 
-    def record(self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool,
-               lease_deadline: float = 0.0) -> int:
+    def record(
+        self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool, lease_deadline: float = 0.0
+    ) -> int:
         """Write records set-if-absent and bump counts for new ones; -1 when the job has no state."""
         args: list[Any] = [batch_id, int(finish), lease_deadline]
         for record in records:
             args += [record["path"], record["status"], dumps(record)]
-        return int(self._record(
-            keys=[keys.job(job_id, p) for p in ("meta", "results", "counts", "failures", "inflight", "leases")]
-            + [keys.batch(job_id, batch_id)],
-            args=args,
-        ))
+        return int(
+            self._record(
+                keys=[keys.job(job_id, p) for p in ("meta", "results", "counts", "failures", "inflight", "leases")]
+                + [keys.batch(job_id, batch_id)],
+                args=args,
+            )
+        )
 
     # --- results -------------------------------------------------------------------------------
     def iter_results(self, job_id: str) -> Iterator[dict]:

@@ -6,6 +6,7 @@ retries; then its files without a record become `failed` records naming the erro
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -14,14 +15,13 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from phashfleet import metrics
-
-from phashfleet.state import keys
 from phashfleet.files.access import allowed_roots_from_env
-from phashfleet.state.content_cache import hash_with_cache
-from phashfleet.job.dispatch import lease_seconds
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
+from phashfleet.job.dispatch import lease_seconds
 from phashfleet.results import batch_error, failed_records
+from phashfleet.state import keys
+from phashfleet.state.content_cache import hash_with_cache
 from phashfleet.state.redis_store import RedisJobStore
 
 log = logging.getLogger("phashfleet.worker")
@@ -49,8 +49,9 @@ def _retries_so_far() -> int:
 
 def send_batch(broker: dramatiq.Broker, job_id: str, batch_id: int) -> None:
     """Enqueue the message for one batch: ids only, never file contents."""
-    broker.enqueue(dramatiq.Message(queue_name=keys.queue(), actor_name=ACTOR_NAME, args=(job_id, batch_id),
-                                    kwargs={}, options={}))
+    broker.enqueue(
+        dramatiq.Message(queue_name=keys.queue(), actor_name=ACTOR_NAME, args=(job_id, batch_id), kwargs={}, options={})
+    )
 
 
 class BatchHasher:
@@ -78,7 +79,7 @@ class BatchHasher:
         last_flush = last_file = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
         try:
-            fresh = lambda misses: hash_many(misses, hash_settings)  # noqa: E731
+            fresh = functools.partial(hash_many, settings=hash_settings)
             for record in hash_with_cache(self.store.client, files, settings, self.allowed_roots, fresh):
                 now = time.monotonic()
                 metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
@@ -88,8 +89,10 @@ class BatchHasher:
                     log.warning("failed %s: %s", record["path"], record["reason"])
                 pending.append(record)
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL:
-                    if self.store.record(job_id, batch_id, pending, finish=False,
-                                         lease_deadline=time.time() + lease) < 0:
+                    if (
+                        self.store.record(job_id, batch_id, pending, finish=False, lease_deadline=time.time() + lease)
+                        < 0
+                    ):
                         metrics.BATCHES_PROCESSED.labels("dropped").inc()
                         return "dropped: job state disappeared mid-batch"
                     pending, last_flush = [], time.monotonic()
@@ -113,7 +116,9 @@ class BatchHasher:
             return "dropped: batch already done or job gone"
         recorded = self.store.client.hmget(keys.job(job_id, "results"), files) if files else []
         settings = snap.settings
-        records = failed_records([path for path, raw in zip(files, recorded) if raw is None], settings, reason)
+        records = failed_records(
+            [path for path, raw in zip(files, recorded, strict=False) if raw is None], settings, reason
+        )
         # Set-if-absent like every record: a file some other delivery recorded meanwhile keeps its record.
         if self.store.record(job_id, batch_id, records, finish=True) < 0:
             metrics.BATCHES_PROCESSED.labels("dropped").inc()
@@ -153,17 +158,31 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
         except Exception as exc:  # not Dramatiq's Shutdown or TimeLimitExceeded (BaseExceptions): no failures
             retries = _retries_so_far()
             if hasher.retries_left(job_id, retries):
-                log.warning("batch %s/%s raised on try %d, trying again: %s", job_id, batch_id, retries + 1,
-                            batch_error(exc))
+                log.warning(
+                    "batch %s/%s raised on try %d, trying again: %s", job_id, batch_id, retries + 1, batch_error(exc)
+                )
                 raise
-            log.warning("batch %s/%s raised on its last try (%d): %s", job_id, batch_id, retries + 1,
-                        batch_error(exc), exc_info=True)
+            log.warning(
+                "batch %s/%s raised on its last try (%d): %s",
+                job_id,
+                batch_id,
+                retries + 1,
+                batch_error(exc),
+                exc_info=True,
+            )
             outcome = hasher.fail_rest(job_id, batch_id, batch_error(exc))
         log.debug("batch %s/%s: %s", job_id, batch_id, outcome)
 
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
         broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
     broker.declare_queue(keys.queue())
-    return dramatiq.actor(hash_batch, actor_name=ACTOR_NAME, queue_name=keys.queue(), broker=broker,
-                          retry_when=_retry_when, min_backoff=500, max_backoff=30_000,
-                          time_limit=24 * 3600 * 1000)
+    return dramatiq.actor(
+        hash_batch,
+        actor_name=ACTOR_NAME,
+        queue_name=keys.queue(),
+        broker=broker,
+        retry_when=_retry_when,
+        min_backoff=500,
+        max_backoff=30_000,
+        time_limit=24 * 3600 * 1000,
+    )

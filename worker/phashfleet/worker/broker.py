@@ -36,8 +36,14 @@ def redis_client(url: str | None = None, password: str | None = None) -> redis.R
     if not url:
         raise RedisNotConfigured(f"set {REDIS_URL_ENV} (and {REDIS_PASSWORD_ENV}) to reach Redis")
     password = password if password is not None else os.environ.get(REDIS_PASSWORD_ENV) or None
-    return redis.Redis.from_url(url, password=password, socket_timeout=30, socket_connect_timeout=10,
-                                health_check_interval=30, retry_on_timeout=True)
+    return redis.Redis.from_url(
+        url,
+        password=password,
+        socket_timeout=30,
+        socket_connect_timeout=10,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
 
 
 def check_credentials(client: redis.Redis) -> None:
@@ -51,18 +57,18 @@ def check_credentials(client: redis.Redis) -> None:
         conn = client.connection_pool.connection_kwargs
         where = conn.get("path") or f"{conn.get('host')}:{conn.get('port')}"  # a unix socket has a path
         where = f"{where}/{conn.get('db', 0)}"
-        raise RedisAuthFailed(f"Redis at {where} refused the credentials ({exc}); "
-                              f"check {REDIS_PASSWORD_ENV}") from None
+        raise RedisAuthFailed(f"Redis at {where} refused the credentials ({exc}); check {REDIS_PASSWORD_ENV}") from None
     except (redis.ConnectionError, redis.TimeoutError):
         return
 
 
 def make_broker(client: redis.Redis | None = None, *, prometheus: bool = False) -> RedisBroker:
     """Build the Redis broker (Dramatiq's default middleware, plus its Prometheus one for workers)."""
-    broker = RedisBroker(client=client or redis_client(), heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-                         maintenance_chance=MAINTENANCE_CHANCE)
+    broker = RedisBroker(
+        client=client or redis_client(), heartbeat_timeout=HEARTBEAT_TIMEOUT_MS, maintenance_chance=MAINTENANCE_CHANCE
+    )
     if prometheus:
-        from dramatiq.middleware.prometheus import Prometheus  # noqa: PLC0415 - sets up multiprocess files
+        from dramatiq.middleware.prometheus import Prometheus
 
         broker.add_middleware(Prometheus())
     return broker
