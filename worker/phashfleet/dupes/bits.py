@@ -81,7 +81,9 @@ popcount = getattr(np, "bitwise_count", popcount_swar)
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distance between word rows ``a`` and ``b`` (broadcast over leading axes)."""
-    counts = popcount(np.bitwise_xor(a, b))
+    counts: np.ndarray = popcount(np.bitwise_xor(a, b))
     if counts.shape[-1] == 1:
-        return counts[..., 0].astype(np.int32)
-    return counts.sum(axis=-1, dtype=np.int32)
+        single: np.ndarray = counts[..., 0].astype(np.int32)
+        return single
+    total: np.ndarray = counts.sum(axis=-1, dtype=np.int32)
+    return total

@@ -16,7 +16,7 @@ class DisjointSets:
     def find(self, nodes: np.ndarray) -> np.ndarray:
         """Roots of ``nodes`` (compressing their paths)."""
         parent = self.parent
-        roots = parent[nodes]
+        roots: np.ndarray = parent[nodes]
         for _ in range(_FIND_STEPS):
             up = parent[roots]
             if np.array_equal(up, roots):

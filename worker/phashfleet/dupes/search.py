@@ -91,7 +91,7 @@ def _sampled_pairs(sample: np.ndarray, n: int, layout: list[Block], keep: int, b
     """Candidate pairs per table over ``n`` hashes, scaled from key collisions in a sample (a few tables)."""
     combos = list(itertools.combinations(range(len(layout)), keep))
     picked = {combos[0], combos[len(combos) // 2], combos[-1]}
-    k = sample.shape[0]
+    k = int(sample.shape[0])
     found = 0.0
     for kept in picked:
         values = [block_value(sample, layout[j]) for j in kept]

@@ -11,6 +11,7 @@ with more.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -31,7 +32,7 @@ def _rounding_moves(values: np.ndarray, sigma: float) -> tuple[np.ndarray, np.nd
     return rounded, up, down
 
 
-def _pairs_at_risk(coefs: np.ndarray, spread) -> int:
+def _pairs_at_risk(coefs: np.ndarray, spread: Callable[[list[int], list[int]], np.ndarray]) -> int:
     """How many bits a swap across the median could change: 2 per pair closer than MIN_Z deviations.
 
     ``spread(above, below)`` gives the standard deviation of each difference. Values come in and
@@ -71,12 +72,14 @@ def phash_risk(values: np.ndarray, hash_size: int, sigma: float) -> int:
     def basis(indices: list[int]) -> np.ndarray:
         """The 2-D DCT basis images of these coefficients (row-major like imagehash's bits)."""
         rows, cols = np.divmod(np.array(indices), hash_size)
-        return np.einsum("ay,ax->ayx", dct_y[rows], dct_x[cols])
+        images: np.ndarray = np.einsum("ay,ax->ayx", dct_y[rows], dct_x[cols])
+        return images
 
     def spread(above: list[int], below: list[int]) -> np.ndarray:
         # Var(c_a - c_b) = sum over pixels of (basis_a - basis_b)^2 * moves.
         diff = basis(above)[:, None] - basis(below)[None, :]
-        return np.sqrt(np.einsum("abyx,abyx,yx->ab", diff, diff, moves))
+        sd: np.ndarray = np.sqrt(np.einsum("abyx,abyx,yx->ab", diff, diff, moves))
+        return sd
 
     return _pairs_at_risk(coefs, spread)
 

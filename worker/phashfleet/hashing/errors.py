@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from phashfleet.results import Status
+
 
 class FileOutcome(Exception):
     """Base: a file ends without a hash; ``reason`` is ``"<code>: <detail>"``."""
 
-    status = "failed"
+    status: Status = "failed"
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")

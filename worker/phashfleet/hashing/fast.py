@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from phashfleet.hashing import certainty, weights
 from phashfleet.hashing.algorithms import exact_hash, resize_target
@@ -56,7 +56,7 @@ def reduction(width: int, height: int, algorithm: str, hash_size: int) -> int:
     if algorithm == "whash":
         out_w = out_h = hash_size
     else:
-        out_w, out_h = resize_target(algorithm, hash_size)
+        out_w, out_h = _resize_target(algorithm, hash_size)
     span = min(width / out_w, height / out_h)
     return next((f for f in _FACTORS if f * MIN_SPAN <= span), 1)
 
@@ -66,7 +66,8 @@ def decode_reduced(image: Image.Image, factor: int, mode: str | None = None) -> 
     if factor > 1 and image.format in ("JPEG", "MPO"):
         width, height = image.size
         image.draft(mode, (max(1, width // factor), max(1, height // factor)))
-    done = image.decoderconfig[0] if getattr(image, "decoderconfig", None) else 1
+    config = getattr(image, "decoderconfig", None)  # set by draft() on a JPEG
+    done = int(config[0]) if config else 1
     image = normalize(load(image))
     return image, done
 
@@ -93,7 +94,7 @@ def fast_hash(
         found, risk = _estimate(pixels, (width, height), factor, algorithm, hash_size)
         if risk == 0 or (done > 1 and (risk <= ACCEPT_RISK_BITS[algorithm] or reopen is None)):
             return found
-        if done > 1:  # a reduced JPEG decode: the exact hash needs the whole image
+        if done > 1 and reopen is not None:  # a reduced JPEG decode: the exact hash needs the whole image
             reduced = normalize(load(reopen()))
     return exact_hash(reduced, algorithm, hash_size)
 
@@ -108,7 +109,7 @@ def _estimate(
         sums = weights.grouped(pixels, full_size, factor, scale, hash_size)
         means = sums / (scale // hash_size) ** 2
         return imagehash.ImageHash(sums > np.median(sums)), certainty.whash_risk(means, WHASH_SIGMA[factor])
-    target = resize_target(algorithm, hash_size)
+    target = _resize_target(algorithm, hash_size)
     values = weights.resample(pixels, full_size, factor, target)
     sigma = SIGMA[factor]
     risk = {
@@ -119,6 +120,14 @@ def _estimate(
     small = weights.round_like_pillow(values)
     # Already the size imagehash resizes to: its resize is then a plain copy, the rest is its own.
     return exact_hash(Image.fromarray(small, "L"), algorithm, hash_size), risk
+
+
+def _resize_target(algorithm: str, hash_size: int) -> tuple[int, int]:
+    """The size imagehash resizes to for phash, dhash and ahash (the others do not resize)."""
+    target = resize_target(algorithm, hash_size)
+    if target is None:
+        raise ValueError(f"{algorithm} does not resize to a fixed size")
+    return target
 
 
 def _grey_boxes(reduced: Image.Image, done: int, factor: int) -> tuple[np.ndarray, int]:
@@ -139,6 +148,8 @@ def dc_rounding_bias(image: Image.Image) -> float:
     with Q's part in common with 8 being g < 8 the fractions are multiples of g/8, and rounding
     them half up adds g/16 on average (1/8 grey level at quality 95, where Q is 2).
     """
+    if not isinstance(image, JpegImagePlugin.JpegImageFile):
+        return 0.0
     try:
         step = int(image.quantization[image.layer[0][3]][0])
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):

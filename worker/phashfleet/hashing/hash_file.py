@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
     empty, read_error, decode_error, decompression_bomb, too_large, error. Skips: not_an_image,
     no_video_support. (timeout and crashed come from the process pool.)
     """
-    common = {"algorithm": settings.algorithm, "hash_size": settings.hash_size}
+    record = functools.partial(make_record, algorithm=settings.algorithm, hash_size=settings.hash_size)
     size = None
     try:
         # Half the file's time at most goes on re-reads after transient errors; the rest is for hashing.
@@ -41,7 +42,7 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
             kind = _kind(ref, source.head, size)
             if kind is Kind.VIDEO:
                 video = hash_video(source.file, lambda frame: hash_image(frame, settings))
-                return make_record(
+                return record(
                     ref,
                     status="ok",
                     hash=video.representative,
@@ -49,7 +50,6 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
                     width=video.width,
                     height=video.height,
                     frames=video.frames,
-                    **common,
                 )
             image = open_image(source.file)
             width, height = image.size
@@ -58,21 +58,20 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
                 source.file.seek(0)
                 return open_image(source.file)
 
-            return make_record(
+            return record(
                 ref,
                 status="ok",
                 hash=hash_image(image, settings, reopen),
                 bytes=size,
                 width=width,
                 height=height,
-                **common,
             )
     except FileOutcome as outcome:
-        return make_record(ref, status=outcome.status, reason=outcome.reason, bytes=size, **common)
+        return record(ref, status=outcome.status, reason=outcome.reason, bytes=size)
     except MemoryError:
-        return make_record(ref, status="failed", reason="too_large: not enough memory", bytes=size, **common)
+        return record(ref, status="failed", reason="too_large: not enough memory", bytes=size)
     except Exception as exc:  # noqa: BLE001 - a library bug on one file must not lose the batch
-        return make_record(ref, status="failed", reason=f"error: {type(exc).__name__}: {exc}", bytes=size, **common)
+        return record(ref, status="failed", reason=f"error: {type(exc).__name__}: {exc}", bytes=size)
 
 
 def _kind(ref: str, head: bytes, size: int) -> Kind:

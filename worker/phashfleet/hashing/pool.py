@@ -39,7 +39,7 @@ class _Child:
     """One hashing process and the task it is working on."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.to_child: Connection | None = None
         self.from_child: Connection | None = None
         self.ready = False
@@ -71,11 +71,25 @@ class _Child:
         self.from_child = Connection(up_r, writable=False)
         self.ready = False
 
+    @property
+    def down(self) -> Connection:
+        """The pipe that sends files to the launched process."""
+        if self.to_child is None:
+            raise RuntimeError("hashing process not launched")
+        return self.to_child
+
+    @property
+    def up(self) -> Connection:
+        """The pipe the launched process answers on."""
+        if self.from_child is None:
+            raise RuntimeError("hashing process not launched")
+        return self.from_child
+
     def await_ready(self) -> None:
         """Wait until the launched process has imported everything and said so."""
         if self.ready:
             return
-        if not self.from_child.poll(STARTUP_TIMEOUT) or self.from_child.recv() != "ready":
+        if not self.up.poll(STARTUP_TIMEOUT) or self.up.recv() != "ready":
             self.kill()
             raise RuntimeError(f"hashing process did not start within {STARTUP_TIMEOUT:g} s")
         self.ready = True
@@ -88,7 +102,7 @@ class _Child:
         for attempt in (1, 2):
             if self.tasks:  # busy: a failed send means the process died, which the caller will read as EOF
                 try:
-                    self.to_child.send((index, ref, settings))
+                    self.down.send((index, ref, settings))
                 except OSError:
                     return False
                 self.tasks.append((index, ref))
@@ -96,7 +110,7 @@ class _Child:
             self.launch()
             try:
                 self.await_ready()
-                self.to_child.send((index, ref, settings))
+                self.down.send((index, ref, settings))
                 break
             except (OSError, EOFError):
                 self.kill()
@@ -141,7 +155,7 @@ class _Child:
         """Ask an idle process to exit; kill it if it does not."""
         if self.process is not None and not self.tasks and self.ready:
             try:
-                self.to_child.send(None)
+                self.down.send(None)
                 self.process.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired):
                 pass
@@ -178,6 +192,7 @@ class HashPool:
 
         def feed() -> None:
             nonlocal next_in, exhausted
+            ref: str | None
             for child in self._children:
                 while len(child.tasks) < QUEUE_DEPTH and (again or not exhausted):
                     if again:
@@ -199,7 +214,7 @@ class HashPool:
                 if not busy:
                     break
                 timeout = max(0.0, min(c.deadline for c in busy) - time.monotonic())
-                ready = wait([c.from_child for c in busy], timeout=timeout)
+                ready = wait([c.up for c in busy], timeout=timeout)
                 for child in busy:
                     if child.from_child in ready:
                         self._collect(child, settings, done, again)
@@ -227,7 +242,7 @@ class HashPool:
     ) -> None:
         """Take a finished record from a child, or record its death (what it had queued is sent anew)."""
         try:
-            got, record = child.from_child.recv()
+            got, record = child.up.recv()
         except (EOFError, OSError):
             index, ref, code = child.give_up(again)
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"

@@ -93,7 +93,8 @@ def _apply(reduced: np.ndarray, rows: tuple[tuple[int, int, np.ndarray], ...], c
         partial = np.empty((len(rows), reduced.shape[1]), np.float32)
         for i, (lo, hi, w) in enumerate(rows):
             partial[i] = w @ data[lo:hi]
-        return partial.astype(np.float64) @ cols.T
+        out: np.ndarray = partial.astype(np.float64) @ cols.T
+        return out
 
 
 def resample(reduced: np.ndarray, full_size: tuple[int, int], factor: int, out_size: tuple[int, int]) -> np.ndarray:
@@ -108,7 +109,8 @@ def resample(reduced: np.ndarray, full_size: tuple[int, int], factor: int, out_s
     with _BLAS.limit(limits=1, user_api="blas"):
         across = reduced.astype(np.float32) @ _box_weights_t32(width, out_size[0], factor)
         np.clip(across, 0.0, 255.0, out=across)
-        return box_weights(height, out_size[1], factor) @ across.astype(np.float64)
+        out: np.ndarray = box_weights(height, out_size[1], factor) @ across.astype(np.float64)
+        return out
 
 
 @lru_cache(maxsize=256)
