@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from phashfleet.job.status import ENDED as TERMINAL_PHASES  # noqa: F401 - the handlers' name for it
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 
 
 def job_id(namespace: str, name: str, uid: str) -> str:

@@ -10,7 +10,7 @@ from phashfleet.files.outputs import OutputError, OutputOutsideRootsError, check
 from phashfleet.job.dispatch import ListingCursor
 from phashfleet.job.spec import SpecError, manifest_schema, parse_spec
 from phashfleet.job.status import job_outcome, spec_outcome
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 
 
 def _failed(path: str, reason: str) -> dict:

@@ -7,7 +7,7 @@ import pytest
 
 from phashfleet.job.spec import SpecError, load_manifest, parse_spec
 from phashfleet.job.status import RateMeter, conditions, job_outcome, job_status, progress_text
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 
 
 def test_defaults_match_the_crd():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 from phashfleet_operator.reconcile import backlog_batches, desired_replicas, grant, job_id
 
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from phashfleet.files.listing import SourceNetworkError
-from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick, job_window, queue_grace_for
+from phashfleet.job.dispatch import ListingCursor, Send, count_files, dispatch_tick, job_window, queue_grace_for
 from phashfleet.job.finish import finish_job, output_problem
 from phashfleet.job.spec import JobSpec
 from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 from phashfleet.results import batch_error, failed_records
 from phashfleet.state import keys
+from phashfleet.state.store import JobStore, SharedJobStore
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -61,7 +62,7 @@ def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ..
 
 
 def _final_status(
-    store, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float, output_roots
+    store: JobStore, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float, output_roots
 ) -> dict[str, Any]:
     snap = store.snapshot(job_id)
     phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
@@ -98,7 +99,7 @@ def run_embedded(
     """Hash the job in a local process pool, with in-memory state; return the final status."""
     from phashfleet.state.memory_store import MemoryJobStore
 
-    store = MemoryJobStore()
+    store: JobStore = MemoryJobStore()
     if problem := output_problem(spec, output_roots):
         return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
@@ -205,7 +206,7 @@ def _drive(
 
     client = redis_client(redis_url)
     broker = make_broker(client)
-    store = RedisJobStore(client)
+    store: SharedJobStore = RedisJobStore(client)
     store.delete(job_id)
     if problem := output_problem(spec, output_roots):
         return RunResult(failed_status("OutputFailed", problem))
@@ -266,7 +267,7 @@ def _drive(
             _clean_up(client, spec.ttl_seconds)
 
 
-def resend_in_flight(store, job_id: str, send, *, now: float) -> list[int]:
+def resend_in_flight(store: JobStore, job_id: str, send: Send, *, now: float) -> list[int]:
     """A worker died: send every batch in flight again now, not when its lease or Dramatiq's heartbeat runs out.
 
     Records count once, so the copy of a batch a live worker finishes first is dropped as done.

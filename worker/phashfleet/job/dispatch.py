@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from phashfleet.files.listing import iter_source
 from phashfleet.job.spec import JobSpec
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot, JobStore
 
 #: Seconds a worker's lease on a batch lasts past the per-file timeout; renewed after every file.
 LEASE_MARGIN = 15.0
@@ -96,7 +96,7 @@ def tail_batch_size(batch_size: int, remaining: int, workers: int) -> int:
 
 
 def dispatch_tick(
-    store,
+    store: JobStore,
     job_id: str,
     spec: JobSpec,
     cursor: ListingCursor,
@@ -136,12 +136,12 @@ def dispatch_tick(
     return result
 
 
-def resend_overdue(store, job_id: str, send: Send, *, now: float, queue_grace: float) -> list[int]:
+def resend_overdue(store: JobStore, job_id: str, send: Send, *, now: float, queue_grace: float) -> list[int]:
     """Send again every batch whose lease ran out or that waited unstarted longer than `queue_grace`.
 
     With `queue_grace=0` this sends every batch no worker holds, as a resume needs.
     """
-    resent = []
+    resent: list[int] = []
     for batch_id in store.overdue(job_id, now, queue_grace=queue_grace):
         store.rearm(job_id, batch_id, now)
         send(job_id, batch_id)
@@ -149,7 +149,7 @@ def resend_overdue(store, job_id: str, send: Send, *, now: float, queue_grace: f
     return resent
 
 
-def drop_inflight(store, job_id: str) -> int:
+def drop_inflight(store: JobStore, job_id: str) -> int:
     """Close every batch still out (no records for them), so workers drop their messages; return how many.
 
     For a job that ended before its last batch was back: nothing more of it is hashed.

@@ -6,9 +6,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from phashfleet.job.spec import JobSpec
+from phashfleet.state.store import JobStore
 
 
-def _with_groups(store, job_id: str, groups) -> Iterator[dict[str, Any]]:
+def _with_groups(store: JobStore, job_id: str, groups) -> Iterator[dict[str, Any]]:
     for record in store.iter_results(job_id):
         if groups is not None:
             record["group"] = groups.group_of_path(record["path"])
@@ -28,7 +29,7 @@ def output_problem(spec: JobSpec, output_roots: Sequence[str] | None) -> str | N
     return None
 
 
-def finish_job(store, job_id: str, spec: JobSpec, output_roots: Sequence[str] | None) -> dict[str, Any]:
+def finish_job(store: JobStore, job_id: str, spec: JobSpec, output_roots: Sequence[str] | None) -> dict[str, Any]:
     """Group near-duplicates and write the output; return the status fields they produce."""
     status: dict[str, Any] = {}
     groups = None

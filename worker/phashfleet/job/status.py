@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phashfleet.job.spec import JobSpec
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 
 #: Condition type that is True in each phase (the others are set False).
 PHASE_CONDITION = {

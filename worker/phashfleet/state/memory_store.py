@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from phashfleet.state.redis_store import JobSnapshot
+from phashfleet.state.store import JobSnapshot
 
 
 class MemoryJobStore:
@@ -73,10 +73,12 @@ class MemoryJobStore:
     def overdue(self, job_id: str, now: float, *, queue_grace: float) -> list[int]:
         """Batches whose lease ran out or that waited unstarted longer than `queue_grace`."""
         job = self.jobs[job_id]
+        # Both clocks inclusive, as Redis's ZRANGEBYSCORE -inf now is: a lease ends at its deadline, so at
+        # now=inf every batch is out, as drop_inflight needs, `phashfleet run`'s endless leases included.
         return sorted(
             b
             for b, at in job["inflight"].items()
-            if (b in job["leases"] and job["leases"][b] < now) or (b not in job["leases"] and at <= now - queue_grace)
+            if (b in job["leases"] and job["leases"][b] <= now) or (b not in job["leases"] and at <= now - queue_grace)
         )
 
     def rearm(self, job_id: str, batch_id: int, now: float) -> None:

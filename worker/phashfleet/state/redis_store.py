@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -12,38 +11,13 @@ import redis
 
 from phashfleet.results import dumps
 from phashfleet.state import keys
+from phashfleet.state.store import JobSnapshot
 
 COUNT_FIELDS = ("ok", "failed", "skipped")
 
 
 def _lua(name: str) -> str:
     return resources.files("phashfleet.state").joinpath("lua", name).read_text()
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    """What Redis knows about one job at one moment."""
-
-    exists: bool
-    total: int = 0
-    listed: int = 0
-    next_batch: int = 0
-    listing_done: bool = False
-    ok: int = 0
-    failed: int = 0
-    skipped: int = 0
-    inflight: int = 0
-    settings: dict | None = None
-
-    @property
-    def done_files(self) -> int:
-        """Files with a record."""
-        return self.ok + self.failed + self.skipped
-
-    @property
-    def finished(self) -> bool:
-        """Every batch has been handed out and come back."""
-        return self.exists and self.listing_done and self.inflight == 0
 
 
 class RedisJobStore:

@@ -1,0 +1,149 @@
+"""One contract for both job stores: RedisJobStore (on the harness's real Redis) and MemoryJobStore agree on
+hand-out, leases, overdue batches, set-if-absent records, counts, the failures cap and the snapshot."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from phashfleet.results import make_record
+from phashfleet.state.memory_store import MemoryJobStore
+from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.state.store import JobSnapshot, JobStore
+from phashfleet.worker.broker import redis_client
+
+SETTINGS = {"algorithm": "phash", "hash_size": 8, "batch_size": 2}
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    """Each test runs once against each store."""
+    if request.param == "memory":
+        return MemoryJobStore()
+    env = request.getfixturevalue("redis_env")
+    return RedisJobStore(redis_client(env["PHASHFLEET_REDIS_URL"], env["PHASHFLEET_REDIS_PASSWORD"]))
+
+
+@pytest.fixture
+def job(store: JobStore) -> Iterator[str]:
+    """A fresh job id with state (total 10 files), deleted afterwards."""
+    job_id = f"contract.{uuid.uuid4().hex[:12]}"
+    assert store.create(job_id, SETTINGS, 10)
+    yield job_id
+    store.delete(job_id)
+
+
+def _record(path: str, status: str = "ok", reason: str | None = None) -> dict[str, Any]:
+    return make_record(path, algorithm="phash", hash_size=8, status=status, hash="0" * 16, reason=reason)
+
+
+def test_create_is_once_and_the_snapshot_starts_empty(store: JobStore, job: str) -> None:
+    assert not store.create(job, {"other": 1}, 99)
+    assert store.snapshot(job) == JobSnapshot(exists=True, total=10, settings=SETTINGS)
+    assert store.snapshot(f"{job}.missing") == JobSnapshot(exists=False)
+
+
+def test_hand_out_takes_the_next_batch_only_and_advances_the_cursor(store: JobStore, job: str) -> None:
+    assert store.hand_out(job, 0, ["a", "b"], 100.0, False)
+    assert not store.hand_out(job, 0, ["a", "b"], 100.0, False)  # a retried call
+    assert not store.hand_out(job, 2, ["e", "f"], 100.0, False)  # not the next one
+    assert store.hand_out(job, 1, ["c"], 100.0, True)
+    snap = store.snapshot(job)
+    assert (snap.next_batch, snap.listed, snap.inflight, snap.listing_done) == (2, 3, 2, True)
+    assert not store.hand_out(f"{job}.missing", 0, ["x"], 100.0, False)
+
+
+def test_mark_listing_done(store: JobStore, job: str) -> None:
+    store.mark_listing_done(job)
+    assert store.snapshot(job).listing_done and store.snapshot(job).finished
+
+
+def test_start_batch_leases_a_batch_in_flight_and_refuses_done_or_unknown_ones(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a", "b"], 100.0, False)
+    assert store.start_batch(job, 0, 200.0) == ["a", "b"]
+    assert store.start_batch(job, 1, 200.0) is None
+    assert store.start_batch(f"{job}.missing", 0, 200.0) is None
+    store.record(job, 0, [], finish=True)
+    assert store.start_batch(job, 0, 200.0) is None
+
+
+def test_an_unstarted_batch_is_overdue_once_queue_grace_has_passed(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a"], 100.0, False)
+    assert store.overdue(job, 109.0, queue_grace=10.0) == []
+    assert store.overdue(job, 110.0, queue_grace=10.0) == [0]  # waited exactly queue_grace: overdue
+    store.rearm(job, 0, 110.0)  # sent again: its clock restarts
+    assert store.overdue(job, 119.0, queue_grace=10.0) == []
+    assert store.overdue(job, 120.0, queue_grace=10.0) == [0]
+
+
+def test_a_leased_batch_is_overdue_when_its_lease_deadline_comes_not_by_queue_grace(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a"], 100.0, False)
+    store.hand_out(job, 1, ["b"], 100.0, False)
+    store.start_batch(job, 0, 150.0)
+    assert store.overdue(job, 149.0, queue_grace=0.0) == [1]  # held: the queue clock does not apply
+    assert store.overdue(job, 150.0, queue_grace=0.0) == [0, 1]  # the deadline itself: the lease ran out
+    assert store.overdue(job, float("inf"), queue_grace=0.0) == [0, 1]  # drop_inflight: every batch out
+
+
+def test_an_endless_lease_runs_out_at_the_end_of_time(store: JobStore, job: str) -> None:
+    # `phashfleet run` leases until infinity; drop_inflight and resend_in_flight ask at now=inf for *every* batch.
+    store.hand_out(job, 0, ["a"], 100.0, False)
+    store.start_batch(job, 0, float("inf"))
+    assert store.overdue(job, 1e12, queue_grace=0.0) == []
+    assert store.overdue(job, float("inf"), queue_grace=0.0) == [0]
+
+
+def test_rearm_drops_the_lease_and_a_renewed_lease_moves_the_deadline(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a", "b"], 100.0, False)
+    store.start_batch(job, 0, 150.0)
+    store.record(job, 0, [_record("a")], finish=False, lease_deadline=180.0)  # renewed after a file
+    assert store.overdue(job, 170.0, queue_grace=1000.0) == []
+    assert store.overdue(job, 180.0, queue_grace=1000.0) == [0]
+    store.rearm(job, 0, 180.0)  # no lease now: unstarted again, by the queue clock
+    assert store.overdue(job, 200.0, queue_grace=1000.0) == []
+    assert store.overdue(job, 200.0, queue_grace=20.0) == [0]
+
+
+def test_records_land_once_and_counts_are_exact(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a", "b", "c"], 100.0, True)
+    assert store.record(job, 0, [_record("a"), _record("b", "skipped")], finish=False, lease_deadline=200.0) == 2
+    assert store.record(job, 0, [_record("a", "failed", "x: again"), _record("c", "failed", "x: no")], finish=True) == 1
+    assert store.record(job, 0, [_record("c")], finish=True) == 0  # a redelivered batch changes nothing
+    snap = store.snapshot(job)
+    assert (snap.ok, snap.skipped, snap.failed, snap.done_files, snap.inflight) == (1, 1, 1, 3, 0)
+    assert snap.finished
+    results = sorted(store.iter_results(job), key=lambda r: r["path"])
+    assert [(r["path"], r["status"]) for r in results] == [("a", "ok"), ("b", "skipped"), ("c", "failed")]
+    assert store.overdue(job, float("inf"), queue_grace=0.0) == []
+
+
+def test_record_on_a_job_with_no_state_says_so(store: JobStore) -> None:
+    assert store.record(f"contract.{uuid.uuid4().hex}", 0, [_record("a")], finish=True) == -1
+
+
+def test_a_record_without_finish_renews_the_lease_only_of_a_batch_in_flight(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a", "b"], 100.0, False)
+    store.record(job, 0, [_record("a")], finish=True)
+    store.record(job, 0, [_record("b")], finish=False, lease_deadline=50.0)  # late: the batch is closed
+    assert store.overdue(job, float("inf"), queue_grace=0.0) == []
+    assert store.snapshot(job).inflight == 0
+
+
+def test_failures_keep_the_first_twenty_in_order(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, [f"f{i:02d}" for i in range(25)], 100.0, True)
+    store.record(job, 0, [_record(f"f{i:02d}", "failed", f"x: {i}") for i in range(25)], finish=True)
+    assert [f["path"] for f in store.failures(job)] == [f"f{i:02d}" for i in range(20)]
+    assert store.snapshot(job).failed == 25
+
+
+def test_delete_forgets_everything(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a"], 100.0, True)
+    store.record(job, 0, [_record("a")], finish=False, lease_deadline=1.0)
+    store.delete(job)
+    assert store.snapshot(job) == JobSnapshot(exists=False)
+    assert store.start_batch(job, 0, 200.0) is None
+    assert store.record(job, 0, [_record("a")], finish=True) == -1
+    assert store.create(job, SETTINGS, 1)

@@ -1,0 +1,111 @@
+"""What a job store is: the operations the Redis and in-memory stores both offer, and their snapshot.
+
+tests/integration/test_store_contract.py pins the semantics for both; dispatch, the engine and
+`phashfleet run` are written against `JobStore`, never against one store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What the store knows about one job at one moment."""
+
+    exists: bool
+    total: int = 0
+    listed: int = 0
+    next_batch: int = 0
+    listing_done: bool = False
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    inflight: int = 0
+    settings: dict[str, Any] | None = None
+
+    @property
+    def done_files(self) -> int:
+        """Files with a record."""
+        return self.ok + self.failed + self.skipped
+
+    @property
+    def finished(self) -> bool:
+        """Every batch has been handed out and come back."""
+        return self.exists and self.listing_done and self.inflight == 0
+
+
+class JobStore(Protocol):
+    """A job's state: hand-out cursor, batches in flight, leases, results set-if-absent, counts.
+
+    Time is the caller's (`now`, `lease_deadline`: seconds on one clock). A batch is overdue when its
+    lease deadline is at or before `now`, or, never started, it was handed out (or re-armed) at or
+    before `now - queue_grace`.
+    """
+
+    def create(self, job_id: str, settings: dict[str, Any], total: int) -> bool:
+        """Create the job's state unless it exists; True when it was created now."""
+        ...
+
+    def snapshot(self, job_id: str) -> JobSnapshot:
+        """Counts, cursor and batches in flight now (`exists=False` for a job with no state)."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Forget every part of a job, results included."""
+        ...
+
+    def hand_out(self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool) -> bool:
+        """Record batch `batch_id` (the next one) as handed out at `now`; anything else is refused (False)."""
+        ...
+
+    def mark_listing_done(self, job_id: str) -> None:
+        """The listing has nothing more to hand out."""
+        ...
+
+    def overdue(self, job_id: str, now: float, *, queue_grace: float) -> list[int]:
+        """Batches in flight whose lease ran out, or that waited unstarted `queue_grace` s or longer; sorted."""
+        ...
+
+    def rearm(self, job_id: str, batch_id: int, now: float) -> None:
+        """A batch was sent again: its queue clock restarts at `now` and its lease goes."""
+        ...
+
+    def start_batch(self, job_id: str, batch_id: int, lease_deadline: float) -> list[str] | None:
+        """Lease a batch in flight until `lease_deadline` and return its files; None when done or gone."""
+        ...
+
+    def record(
+        self,
+        job_id: str,
+        batch_id: int,
+        records: Iterable[dict[str, Any]],
+        *,
+        finish: bool,
+        lease_deadline: float = 0.0,
+    ) -> int:
+        """Write records set-if-absent and count the new ones; `finish` closes the batch, else the lease is
+        renewed to `lease_deadline`. Returns how many were new, -1 when the job has no state."""
+        ...
+
+    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Every record of a job, once each."""
+        ...
+
+    def failures(self, job_id: str) -> list[dict[str, Any]]:
+        """The first failed records (at most keys.MAX_FAILURES), in the order they came."""
+        ...
+
+
+class SharedJobStore(JobStore, Protocol):
+    """A store other processes share through a broker (Redis): what the operator's engine needs besides."""
+
+    def expire(self, job_id: str, seconds: int) -> None:
+        """Let a finished job's state go after `seconds`; it stops counting as a job at once."""
+        ...
+
+    def queue_length(self, queue: str | None = None) -> int:
+        """Messages waiting in a broker queue (this process's by default), not counting ones a worker holds."""
+        ...
