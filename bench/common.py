@@ -1,4 +1,8 @@
-"""Shared benchmark helpers: generated corpora, a throw-away Redis, real worker processes, tables and JSON."""
+"""Bench-only helpers: generated corpora, reference loops, CPU and memory probes, arguments, tables and JSON.
+
+Redis, processes and waiting come from the test harness (tests/harness), which this module puts on
+the path: the benchmarks start the same redis-server and worker processes the tests do.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,16 @@ import json
 import os
 import platform
 import random
-import secrets
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -33,99 +34,38 @@ for _path in (str(ROOT / "worker"), str(ROOT / "operator"), str(ROOT / "tests"),
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-T = TypeVar("T")
+from harness.process import ManagedProcess
+from harness.redis_server import RedisServer
+from harness.synthetic import photo_like
 
 
 class BenchError(RuntimeError):
     """A benchmark could not run as asked (a tool missing, a process died, a deadline passed)."""
 
 
-# --- waiting -------------------------------------------------------------------------------------
-
-
-def wait_until(check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str) -> T:
-    """Call `check` until it returns something truthy and return it; raise BenchError at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except BenchError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing probe means "not yet"
-            last = exc
-        if time.monotonic() >= deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}")
-        time.sleep(interval)
-
-
 # --- processes -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def start_process(
+    name: str,
+    argv: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    log_dir: Path | None = None,
+) -> ManagedProcess:
+    """Start a harness process in its own session, logging to LOG_DIR/NAME.log (a fresh temp folder by default)."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="phashfleet-bench-"))
+    proc = ManagedProcess(name, [str(a) for a in argv], log_dir / f"{name}.log", env=env, cwd=cwd)
+    proc.start()
+    return proc
 
 
-class Proc:
-    """A child process in its own session, so stopping it also stops the processes it forked."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-        log_dir: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = [str(a) for a in argv]
-        log_dir = log_dir or Path(tempfile.mkdtemp(prefix="phashfleet-bench-"))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            self.argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    @property
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.popen.poll() is None
-
-    def check_alive(self) -> None:
-        """Raise BenchError (with the log's tail) when the process has exited."""
-        if not self.alive:
-            raise BenchError(f"{self.name} exited with code {self.popen.returncode}:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the process's output."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process's group, SIGKILL it if it is still there after `timeout` seconds."""
-        try:
-            if self.alive:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                try:
-                    self.popen.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                    self.popen.wait(timeout=10)
-            # Children that outlived their parent (e.g. a pool whose master was killed) share its group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        finally:
-            self._log.close()
+def pid_of(proc: ManagedProcess) -> int:
+    """The pid of a started process."""
+    if proc.pid is None:
+        raise BenchError(f"{proc.name} was never started")
+    return proc.pid
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -180,82 +120,22 @@ def rss_bytes(pid: int) -> int:
 # --- Redis ---------------------------------------------------------------------------------------
 
 
-class RedisServer:
-    """A password-protected redis-server on a free loopback port, with no persistence; use as a context."""
+@contextlib.contextmanager
+def bench_redis() -> Iterator[RedisServer]:
+    """The harness's password-protected redis-server, without persistence, in a folder removed at the end."""
+    workdir = Path(tempfile.mkdtemp(prefix="phashfleet-bench-redis-"))
+    server = RedisServer(workdir, appendonly=False)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    def __init__(self, workdir: Path | None = None) -> None:
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="phashfleet-bench-redis-"))
-        self.port = free_port()
-        self.password = secrets.token_urlsafe(18)
-        self.proc: Proc | None = None
 
-    @property
-    def url(self) -> str:
-        """redis:// URL without the password (phashfleet takes it separately)."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def url_with_password(self) -> str:
-        """redis:// URL with the password in it, for clients that take one URL."""
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-    def client(self):
-        """A redis-py client."""
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=30)
-
-    def start(self) -> RedisServer:
-        """Start redis-server and wait until it answers PING."""
-        exe = shutil.which("redis-server")
-        if not exe:
-            raise BenchError("redis-server is not installed (Debian: apt-get install redis-server)")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc(
-            "redis-server",
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--requirepass",
-                self.password,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--loglevel",
-                "warning",
-            ],
-            log_dir=self.workdir,
-        )
-
-        def pings() -> bool:
-            self.proc.check_alive()
-            return bool(self.client().ping())
-
-        wait_until(pings, timeout=30, what="redis-server PING")
-        return self
-
-    def used_memory(self) -> dict[str, int]:
-        """`used_memory` and `used_memory_peak` from INFO memory, in bytes."""
-        info = self.client().info("memory")
-        return {"used_memory": int(info["used_memory"]), "used_memory_peak": int(info["used_memory_peak"])}
-
-    def stop(self) -> None:
-        """Stop the server and remove its folder."""
-        if self.proc:
-            self.proc.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def redis_memory(server: RedisServer) -> dict[str, int]:
+    """`used_memory` and `used_memory_peak` from INFO memory, in bytes."""
+    info = server.client().info("memory")
+    return {"used_memory": int(info["used_memory"]), "used_memory_peak": int(info["used_memory_peak"])}
 
 
 def fleet_env(redis: RedisServer, roots: Sequence[str | Path] = ()) -> dict[str, str]:
@@ -272,8 +152,6 @@ def fleet_env(redis: RedisServer, roots: Sequence[str | Path] = ()) -> dict[str,
 
 
 def _make_base(path: Path, width: int, height: int, seed: int) -> None:
-    from harness.synthetic import photo_like
-
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two scripts may draw the same base at once
     photo_like(width, height, seed).save(tmp, "JPEG", quality=97)
     os.replace(tmp, path)
@@ -328,48 +206,123 @@ def corpus_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.jpg"))
 
 
-# --- reference loops -----------------------------------------------------------------------------
+# --- reference loops (the ideals) -------------------------------------------------------------
+
+#: What a reference loop calls per file: imagehash as users call it, or our fast path in-process.
+LOOP_METHODS = ("imagehash", "fast")
 
 
-def imagehash_loop(paths: Sequence[Path]) -> tuple[float, float, dict[str, str]]:
-    """`imagehash.phash(Image.open(path))` over every path in this process: wall seconds, CPU seconds, hashes."""
-    import imagehash
-    from PIL import Image
+def our_settings(roots: Sequence[str | Path]) -> Any:
+    """The hashing Settings a PhashJob with the CRD's defaults gets (phash, hashSize 8, fast path)."""
+    from phashfleet.hashing import Settings
+    from phashfleet.job.spec import parse_spec
 
-    imagehash.phash(Image.open(paths[0]))  # the first call imports scipy: not part of the loop
-    hashes = {}
-    cpu, start = time.process_time(), time.perf_counter()
-    for path in paths:
-        hashes[str(path)] = str(imagehash.phash(Image.open(path)))
-    return time.perf_counter() - start, time.process_time() - cpu, hashes
+    spec = parse_spec({"source": {"uri": f"file://{Path(next(iter(roots))).resolve()}"}})
+    return Settings.from_job(spec.hash_settings(), tuple(str(r) for r in roots))
 
 
-def ours_loop(
-    paths: Sequence[Path], roots: Sequence[str | Path], *, exact: bool = False, pooled: bool = False
-) -> tuple[float, float]:
-    """Wall and CPU seconds one process takes to hash every path with phashfleet's own code, no queue.
+def _hasher(method: str, roots: Sequence[str]) -> Callable[[Sequence[str]], list[str]]:
+    """A function that hashes a list of paths one after the other, by `method`."""
+    if method == "imagehash":
+        import imagehash
+        from PIL import Image
 
-    By default `hash_ref` runs in this very process: the per-core limit of our hashing. With
-    `pooled`, the public `hash_many` is used, which hands each file to a child process (so a file
-    that hangs can be killed at its timeout): still one file at a time, plus that hand-off; the
-    CPU seconds are then only this process's share.
+        return lambda refs: [str(imagehash.phash(Image.open(ref))) for ref in refs]
+    if method not in ("fast", "hash_many"):
+        raise ValueError(f"unknown loop method {method!r}")
+    from phashfleet.hashing import hash_many, hash_ref
+
+    settings = our_settings(roots)
+
+    def ours(refs: Sequence[str]) -> list[str]:
+        records = list(hash_many(refs, settings)) if method == "hash_many" else [hash_ref(r, settings) for r in refs]
+        bad = [r for r in records if r["status"] != "ok"]
+        if bad:
+            raise BenchError(f"our hashing failed on {len(bad)} file(s), e.g. {bad[0]}")
+        return [str(r["hash"]) for r in records]
+
+    return ours
+
+
+def _loop_share(method: str, refs: list[str], roots: list[str], barrier: Any, results: Any) -> None:
+    """One reference process: warm up, wait for the others, hash its share, report its clock and CPU."""
+    try:
+        run = _hasher(method, roots)
+        run(refs[:1])  # imports, first-call set-up and (hash_many) the child process: not part of the loop
+        barrier.wait(timeout=300)
+        cpu, start = time.process_time(), time.monotonic()
+        hashes = run(refs)
+        results.put((start, time.monotonic(), time.process_time() - cpu, dict(zip(refs, hashes, strict=True)), ""))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it there
+        results.put((0.0, 0.0, 0.0, {}, f"{type(exc).__name__}: {exc}"))
+
+
+def side_by_side(
+    paths: Sequence[Path], workers: int, method: str, roots: Sequence[str | Path], *, timeout: float = 3600
+) -> dict[str, Any]:
+    """Hash `paths` with `workers` plain processes at once (no queue), each a fixed share in a loop.
+
+    Each process warms up first; the clock starts when all are ready and stops when the last one
+    is done (CLOCK_MONOTONIC, shared by all processes). Returns wall `seconds`, `images_per_s`,
+    `cpu_s` (all processes) and `hashes` (path -> hex). `method` is one of LOOP_METHODS, or
+    `hash_many` (our public API, which hands each file to a child process).
     """
-    from phashfleet.hashing import Settings, hash_many, hash_ref
+    import multiprocessing
 
-    settings = Settings(exact=exact, allowed_roots=tuple(str(r) for r in roots))
     refs = [str(p) for p in paths]
-    run = (lambda: list(hash_many(refs, settings))) if pooled else (lambda: [hash_ref(r, settings) for r in refs])
-    if pooled:
-        list(hash_many(refs[:1], settings))  # starts the child process: not part of the loop
-    else:
-        hash_ref(refs[0], settings)  # first-call imports are not part of the loop
-    cpu, start = time.process_time(), time.perf_counter()
-    records = run()
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    bad = [r for r in records if r["status"] != "ok"]
-    if bad:
-        raise BenchError(f"our hashing failed on {len(bad)} file(s), e.g. {bad[0]}")
-    return elapsed, cpu
+    shares = [refs[k::workers] for k in range(workers) if refs[k::workers]]
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(shares) + 1), ctx.Queue()
+    procs = [
+        ctx.Process(target=_loop_share, args=(method, share, [str(r) for r in roots], barrier, results), daemon=True)
+        for share in shares
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        barrier.wait(timeout=300)
+        deadline = time.monotonic() + timeout
+        got = []
+        while len(got) < len(procs):
+            try:
+                got.append(results.get(timeout=1.0))
+            except Exception as exc:
+                if any(p.exitcode not in (None, 0) for p in procs) or time.monotonic() > deadline:
+                    raise BenchError(f"a {method} reference process died or overran") from exc
+        errors = [g[4] for g in got if g[4]]
+        if errors:
+            raise BenchError(f"{method} reference loop failed: {errors[0]}")
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    seconds = max(g[1] for g in got) - min(g[0] for g in got)
+    hashes: dict[str, str] = {}
+    for g in got:
+        hashes.update(g[3])
+    return {
+        "method": method,
+        "processes": len(procs),
+        "images": len(refs),
+        "seconds": seconds,
+        "images_per_s": len(refs) / seconds,
+        "cpu_s": sum(g[2] for g in got),
+        "hashes": hashes,
+    }
+
+
+def mean_of_runs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One reference from a run before and one after the systems: mean seconds (and CPU), both kept."""
+    seconds = (before["seconds"] + after["seconds"]) / 2
+    return {
+        **{k: v for k, v in before.items() if k != "hashes"},
+        "seconds": seconds,
+        "images_per_s": before["images"] / seconds,
+        "cpu_s": (before["cpu_s"] + after["cpu_s"]) / 2,
+        "seconds_before": before["seconds"],
+        "seconds_after": after["seconds"],
+    }
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Fleet efficiency: throughput of W worker processes divided by (the single-process raw loop x W).
+"""Fleet efficiency: throughput of W worker processes divided by that of W plain processes side by side.
 
-The raw loop is our own hashing (`phashfleet.hashing.hash_ref`, fast path) over the same files
-in one process with no queue; it runs before and after the fleet runs and their mean is the
-reference, so a drift in the machine's load shows up in both. The rate through the public
-`hash_many` (one child process per worker, for per-file timeouts) is printed beside it. For each W the script starts
+The ideal for W is measured, not multiplied: W plain processes at once, each hashing its share of
+the same files with our own hashing (`phashfleet.hashing.hash_ref`, fast path, the Settings a job
+gets) in a loop with no queue, wall time from all ready to the last one done. It runs before and
+after the fleet runs and their mean is the reference, so a drift in the machine's load shows up in
+both. The one-process rate through the public `hash_many` (which hands each file to a child
+process, for per-file timeouts) is printed beside it. For each W the script starts
 `phashfleet worker --processes W` on a throw-away Redis, waits until a warm-up job is done (that
 time is the reported start-up), then times a PhashJob over the corpus with
 `phashfleet.embedded.run.run_with_redis` (the `phashfleet run --redis` driver). A plot of throughput
@@ -29,24 +31,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     CACHE,
     BenchError,
-    Proc,
-    RedisServer,
     add_common_args,
+    bench_redis,
     corpus_files,
     fleet_env,
     machine,
-    ours_loop,
+    mean_of_runs,
     photo_corpus,
+    pid_of,
     print_table,
     report,
     save_plot,
     self_cpu_seconds,
+    side_by_side,
+    start_process,
     stop_cleanly_on_sigterm,
     tree_cpu_seconds,
 )
+from harness.process import ManagedProcess
+from harness.redis_server import RedisServer
 
 
-def run_job(redis: RedisServer, folder: Path, *, workers: int, batch_size: int, proc: Proc, timeout: float) -> float:
+def run_job(
+    redis: RedisServer, folder: Path, *, workers: int, batch_size: int, proc: ManagedProcess, timeout: float
+) -> float:
     """Hash every JPEG of `folder` as one PhashJob on running workers; return the seconds it took."""
     from phashfleet.embedded.run import run_with_redis
     from phashfleet.job.spec import parse_spec
@@ -82,21 +90,33 @@ def run_job(redis: RedisServer, folder: Path, *, workers: int, batch_size: int, 
     return seconds
 
 
+def cpu_now(proc: ManagedProcess, redis: RedisServer) -> tuple[float, float, float]:
+    """CPU seconds so far of the workers (and every process they started), of Redis and of this driver."""
+    if redis.proc is None:
+        raise BenchError("Redis is not running")
+    return tree_cpu_seconds(pid_of(proc)), tree_cpu_seconds(pid_of(redis.proc)), self_cpu_seconds()
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Raw loop, then each W, then the raw loop again; return rows and the reference rate."""
+    """The ideal for each W, then the fleet with each W, then the ideals again; return rows and references."""
     folder = photo_corpus(args.images, args.width, args.height)
     warm = photo_corpus(8, 64, 48)
     paths = corpus_files(folder)
-    raw_before, raw_cpu = ours_loop(paths, [CACHE])
-    pooled, _ = ours_loop(paths, [CACHE], pooled=True)
+
+    def ideals() -> dict[int, dict[str, Any]]:
+        print(f"ideals: {', '.join(map(str, args.workers))} plain processes side by side...", file=sys.stderr)
+        return {w: side_by_side(paths, w, "fast", [CACHE]) for w in args.workers}
+
+    before = ideals()
+    pooled = side_by_side(paths, 1, "hash_many", [CACHE])
     rows = []
-    with RedisServer() as redis:
+    with bench_redis() as redis:
         os.environ.update({"PHASHFLEET_REDIS_URL": redis.url, "PHASHFLEET_REDIS_PASSWORD": redis.password})
         for workers in args.workers:
             redis.client().flushall()
             print(f"{workers} worker process(es)...", file=sys.stderr)
             spawned = time.monotonic()
-            proc = Proc(
+            proc = start_process(
                 f"fleet-w{workers}",
                 [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(workers), "--metrics-port", "0"],
                 env=fleet_env(redis, roots=[CACHE]),
@@ -106,27 +126,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 run_job(redis, warm, workers=workers, batch_size=1, proc=proc, timeout=args.startup_timeout)
                 startup = time.monotonic() - spawned
                 redis.client().flushall()  # no content-cache entries from the warm-up
-                cpu_before = (
-                    tree_cpu_seconds(proc.popen.pid),
-                    tree_cpu_seconds(redis.proc.popen.pid),
-                    self_cpu_seconds(),
-                )
+                cpu_before = cpu_now(proc, redis)
                 seconds = run_job(
                     redis,
                     folder,
                     workers=workers,
                     batch_size=args.batch_size,
                     proc=proc,
-                    timeout=60 + 20 * raw_before / workers,
+                    timeout=60 + 20 * before[workers]["seconds"],
                 )
-                used = [
-                    b - a
-                    for a, b in zip(
-                        cpu_before,
-                        (tree_cpu_seconds(proc.popen.pid), tree_cpu_seconds(redis.proc.popen.pid), self_cpu_seconds()),
-                        strict=False,
-                    )
-                ]
+                used = [b - a for a, b in zip(cpu_before, cpu_now(proc, redis), strict=True)]
             finally:
                 proc.stop()
             rows.append(
@@ -143,20 +152,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "worker_busy": used[0] / (seconds * workers),
                 }
             )
-    raw_after, _ = ours_loop(paths, [CACHE])
-    raw_rate = len(paths) / ((raw_before + raw_after) / 2)
+    after = ideals()
+    references = {w: mean_of_runs(before[w], after[w]) for w in args.workers}
     for row in rows:
-        row["ideal_images_per_s"] = raw_rate * row["workers"]
-        row["efficiency"] = row["images_per_s"] / row["ideal_images_per_s"]
+        ref = references[row["workers"]]
+        row["ideal_images_per_s"] = ref["images_per_s"]
+        row["ideal_cpu_ms_per_image"] = 1000 * ref["cpu_s"] / ref["images"]
+        row["efficiency"] = row["images_per_s"] / ref["images_per_s"]
     return {
-        "raw_loop": {
-            "images": len(paths),
-            "seconds_before": raw_before,
-            "seconds_after": raw_after,
-            "images_per_s": raw_rate,
-            "hash_many_images_per_s": len(paths) / pooled,
-            "cpu_ms_per_image": 1000 * raw_cpu / len(paths),
-        },
+        "ideals": {str(w): ref for w, ref in references.items()},
+        "hash_many_one_process": {k: v for k, v in pooled.items() if k != "hashes"},
         "rows": rows,
         "corpus": {"images": len(paths), "width": args.width, "height": args.height, "batch_size": args.batch_size},
     }
@@ -175,7 +180,13 @@ def plot(results: dict[str, Any], info: dict[str, Any], out: Path) -> Path | Non
     rows = results["rows"]
     xs = [r["workers"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot([0, *xs], [0, *[r["ideal_images_per_s"] for r in rows]], "--", color="grey", label="raw loop x W (ideal)")
+    ax.plot(
+        [0, *xs],
+        [0, *[r["ideal_images_per_s"] for r in rows]],
+        "--",
+        color="grey",
+        label="W plain processes side by side (ideal)",
+    )
     ax.plot(xs, [r["images_per_s"] for r in rows], "o-", label="phash-fleet")
     for row in rows:
         ax.annotate(
@@ -216,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     stop_cleanly_on_sigterm()
     info = machine()
     results = measure(args)
-    raw = results["raw_loop"]
+    pooled = results["hash_many_one_process"]
     print_table(
-        f"fleet efficiency: {raw['images']} JPEGs {args.width}x{args.height}, batchSize {args.batch_size}; "
-        f"raw loop (hash_ref, 1 process, no queue) {raw['images_per_s']:.1f} images/s, through hash_many "
-        f"{raw['hash_many_images_per_s']:.1f}",
+        f"fleet efficiency: {results['corpus']['images']} JPEGs {args.width}x{args.height}, batchSize "
+        f"{args.batch_size}; one process through hash_many (a child process per file hand-off) "
+        f"{pooled['images_per_s']:.1f} images/s",
         results["rows"],
         [
             "workers",
@@ -230,15 +241,16 @@ def main(argv: list[str] | None = None) -> int:
             "ideal_images_per_s",
             "efficiency",
             "cpu_ms_per_image",
+            "ideal_cpu_ms_per_image",
             "worker_busy",
             "startup_s",
         ],
     )
     print(
-        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); ideal = raw loop x W; start-up (spawn until a "
-        "warm-up job is done) is not in the throughput; raw loop CPU "
-        f"{raw['cpu_ms_per_image']:.1f} ms/image; cpu_ms_per_image: workers + Redis + driver; "
-        "worker_busy: workers' CPU / (seconds x W)"
+        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); ideal: W plain processes side by side, each "
+        "hashing its share with hash_ref in a loop, no queue, wall time from all ready to the last done (mean "
+        "of a run before and one after the fleet); start-up (spawn until a warm-up job is done) is not in the "
+        "throughput; cpu_ms_per_image: workers + Redis + driver; worker_busy: workers' CPU / (seconds x W)"
     )
     results["plot"] = str(plot(results, info, args.out) or "")
     report(

@@ -32,15 +32,17 @@ from common import (
     BENCH,
     CACHE,
     BenchError,
-    Proc,
-    RedisServer,
     add_common_args,
+    bench_redis,
     fleet_env,
     machine,
+    pid_of,
     print_table,
+    redis_memory,
     report,
     rss_bytes,
     save_plot,
+    start_process,
     stop_cleanly_on_sigterm,
 )
 from synthfs import plugin_dir
@@ -54,17 +56,17 @@ OVERHEAD_S = 30.0
 
 def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     """Run one job of `files` files on fresh Redis and workers; return its measurements."""
-    with RedisServer() as redis:
+    with bench_redis() as redis:
         env = fleet_env(redis)
         env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir(CACHE / "fsspec-plugin")), env["PYTHONPATH"]])
         env["PHASHFLEET_EXTRA_SCHEMES"] = "synthetic"  # workers refuse schemes beyond file, s3 and http(s)
-        workers = Proc(
+        workers = start_process(
             f"scale-workers-{files}",
             [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(args.workers), "--metrics-port", "0"],
             env=env,
             log_dir=args.out / "logs",
         )
-        driver = Proc(
+        driver = start_process(
             f"scale-driver-{files}",
             [
                 sys.executable,
@@ -86,13 +88,14 @@ def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, 
         try:
             while driver.alive:
                 workers.check_alive()
-                peak_redis = max(peak_redis, redis.used_memory()["used_memory"])
-                peak_driver = max(peak_driver, rss_bytes(driver.popen.pid))
+                peak_redis = max(peak_redis, redis_memory(redis)["used_memory"])
+                peak_driver = max(peak_driver, rss_bytes(pid_of(driver)))
                 if time.monotonic() > deadline:
                     raise BenchError(f"{files} files: the driver did not finish in time")
                 time.sleep(SAMPLE_EVERY)  # a sampling period, not a wait for a condition
-            if driver.popen.returncode != 0:
-                raise BenchError(f"driver failed ({driver.popen.returncode}):\n{driver.log_tail()}")
+            code = driver.proc.returncode if driver.proc else None
+            if code != 0:
+                raise BenchError(f"driver failed ({code}):\n{driver.log_tail()}")
             lines = [ln for ln in driver.log_path.read_text().splitlines() if ln.startswith('{"seconds"')]
             if not lines:
                 raise BenchError(f"driver printed no result:\n{driver.log_tail()}")
@@ -100,7 +103,7 @@ def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, 
             client = redis.client()
             results_key = f"phashfleet:job:{result['job_id']}:results"
             results_bytes = int(client.memory_usage(results_key, samples=0) or 0)
-            mem = redis.used_memory()
+            mem = redis_memory(redis)
             peak = max(peak_redis, mem["used_memory_peak"])
         finally:
             driver.stop()

@@ -18,6 +18,10 @@ def kill_all_started() -> None:
         proc.kill()
 
 
+class ProcessExited(RuntimeError):
+    """A process the caller needs running has ended."""
+
+
 class ManagedProcess:
     """One long-running server or worker process started by the harness."""
 
@@ -50,6 +54,12 @@ class ManagedProcess:
     def alive(self) -> bool:
         """True while the process runs."""
         return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise ProcessExited, with the end of its log, when the process is not running."""
+        if not self.alive:
+            code = self.proc.returncode if self.proc else None
+            raise ProcessExited(f"{self.name} exited with code {code}:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int | None:

@@ -23,6 +23,8 @@ SCRIPTS = ("peers", "fleet", "scale")
 #: Modules of the `bench` extra the scripts import.
 BENCH_MODULES = ("celery", "huey", "taskiq", "taskiq_redis", "matplotlib")
 TIMEOUT = 240
+#: The two hash functions a peer's task calls, as bench/peers.py labels them.
+HASH_LABELS = ("imagehash (full decode)", "ours (fast path)")
 
 
 def _require_bench_tools() -> None:
@@ -81,12 +83,22 @@ def test_peers_compares_every_system_on_both_corpora(runs) -> None:
     stdout, results = _ok(runs, "peers")
     assert "ours / best peer" in stdout
     for table in results["tables"].values():
-        systems = {row["system"] for row in table}
-        assert {"celery", "huey", "taskiq", "phash-fleet"} <= systems
-        assert all(row["images_per_s"] > 0 for row in table)
-        # The peers call imagehash itself, so their hashes match the reference loop's exactly.
-        peers = [row for row in table if row["system"] in ("celery", "huey", "taskiq")]
+        rows = {(row["system"], row["hash"]): row for row in table}
+        ideal = "ideal: 2 processes side by side"
+        # Every peer twice: calling imagehash (as a user gets it) and our fast hash (the queue design alone).
+        assert set(rows) == {
+            *((name, hashed_by) for name in (ideal, "celery", "huey", "taskiq") for hashed_by in HASH_LABELS),
+            ("phash-fleet", "ours (fast path)"),
+        }
+        assert all(row["images_per_s"] > 0 and row["x_ideal_same_hash"] > 0 for row in table)
+        # The ideals are measured with 2 processes at once, not a one-process rate times 2.
+        assert all(rows[(ideal, h)]["ideal_seconds_before"] > 0 for h in HASH_LABELS)
+        # The imagehash peers call imagehash itself, so their hashes match the reference loop's exactly.
+        peers = [rows[(name, "imagehash (full decode)")] for name in ("celery", "huey", "taskiq")]
         assert all(row["identical_to_imagehash"] == 1.0 for row in peers)
+    comparisons = {(s["corpus"], s["comparison"]) for s in results["summary"]}
+    assert len(comparisons) == 2 * len(results["tables"])
+    assert {c for _, c in comparisons} == {"the system as a user gets it", "the queue design alone"}
     assert all(s["ours_over_best_peer"] > 0 for s in results["summary"])
 
 
