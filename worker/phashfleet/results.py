@@ -1,4 +1,4 @@
-"""The result record: one JSON object per file, as DESIGN.md fixes it."""
+"""The result record: one JSON object per file, as docs/design.md#result-records fixes it."""
 
 from __future__ import annotations
 
