@@ -2,16 +2,20 @@
 
 Generates N random 64-bit hashes with planted near-duplicate pairs (distance 1..6, or up to
 --max-distance when smaller), groups them with each method and prints time, recall of the
-planted pairs and the ratio to phashfleet. Peers too slow for N are run on a subsample and
-extrapolated (the table says so):
+planted pairs and the ratio to phashfleet. Every row says whether its time was measured or
+extrapolated (column `measured/extrapolated`); a ratio is measured only when both times are.
 
-- BK-tree (pybktree, the `bench` extra): built over a subsample, every member queried, timed; then
-  extrapolated to N as n^p, p fitted on the distance computations counted at two smaller sizes
-  (a query visits a slowly shrinking share of a larger tree, so this tends to overstate).
+- phashfleet: measured at N, and at the BK-tree's sample size for a measured ratio there; its peak
+  allocation (tracemalloc, in a separate untimed run, the input list excluded) is reported too.
+- BK-tree (pybktree, the `bench` extra): built over a subsample of --bktree-n hashes, every member
+  queried, timed: measured. Then extrapolated to N as n^p, p fitted on the distance computations
+  counted at a quarter and a half of the subsample (a query visits a slowly shrinking share of a
+  larger tree, so this tends to overstate).
 - Brute-force popcount scan (imagededup's brute-force method, vectorised with numpy): a sample of
-  queries each compared with all N hashes; the total is per-query time x N.
+  queries each compared with all N hashes, measured; the total at N is per-query time x N.
 
     python bench/dupes.py                       # 1,000,000 hashes, distance 6
+    python bench/dupes.py --other-distances 0,3,8   # and phashfleet alone at those distances
     python bench/dupes.py --small --json out.json   # 20,000 hashes: proves it works (CI)
 """
 
@@ -22,7 +26,9 @@ import importlib.util
 import math
 import sys
 import time
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="hashes (default 1,000,000; --small: 20,000)")
     parser.add_argument("--max-distance", type=int, default=6, help="Hamming distance (default 6)")
     parser.add_argument("--pairs", type=int, help="planted pairs (default n/100)")
-    parser.add_argument("--bktree-n", type=int, default=4000, help="BK-tree subsample (default 4000; --small: 1000)")
+    parser.add_argument(
+        "--bktree-n", type=int, default=16_000, help="BK-tree sample, measured (default 16,000; --small: 1000)"
+    )
     parser.add_argument("--scan-queries", type=int, default=300, help="brute-force queries timed (default 300)")
+    parser.add_argument(
+        "--other-distances", default="", help="comma-separated distances to time phashfleet alone at N as well"
+    )
     parser.add_argument("--workers", type=int, help="threads for phashfleet (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=1)
     add_common_args(parser)
@@ -153,86 +164,140 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pybktree is not installed: pip install -e '.[bench]'")
     if args.small:
         args.n, args.bktree_n, args.scan_queries = min(args.n, 20_000), min(args.bktree_n, 1000), 100
+    args.other_distances = [int(d) for d in str(args.other_distances).split(",") if d.strip()]
     info = machine()
     results = run(args)
     print_table(
         f"near-duplicate grouping: {args.n:,} random 64-bit hashes, {results['planted_pairs']:,} planted pairs, "
         f"max distance {args.max_distance}; {info['cores']} cores ({info['cpu']}), {info['date']}",
-        [
-            {**row, "s at N": _at_n(row), "recall": f"{row['recall']:.2%}", "x ours": row["vs_ours"]}
-            for row in results["rows"]
-        ],
-        ["method", "measured_n", "measured_s", "s at N", "recall", "x ours", "note"],
+        [{**row, "recall": f"{row['recall']:.2%}", "x ours": _ratio(row)} for row in results["rows"]],
+        ["method", "n", "seconds", "measured/extrapolated", "recall", "x ours", "note"],
+    )
+    if results["other_distances"]:
+        print_table(
+            f"phashfleet alone at other distances, {args.n:,} hashes (all measured)",
+            results["other_distances"],
+            ["max_distance", "seconds", "peak_mb", "plan"],
+        )
+    print(
+        f"\nphashfleet's grouping of {args.n:,} hashes at distance {args.max_distance}: peak allocation "
+        f"{results['ours_peak_mb']:.0f} MB (tracemalloc, untimed run, the input hex list excluded)"
     )
     params = {
-        k: getattr(args, k) for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "workers", "seed")
+        k: getattr(args, k)
+        for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "other_distances", "workers", "seed")
     }
     report("dupes", params, results, args.json, info)
     return 0
 
 
-def _at_n(row: dict) -> str:
-    """The time at N as a table cell, marked when extrapolated."""
-    return fmt(row["total_s"]) + (" (extrapolated)" if row["extrapolated"] else "")
+def _ratio(row: dict[str, Any]) -> str:
+    """The row's time over ours at the same n, marked when either time is extrapolated."""
+    return fmt(row["vs_ours"]) + ("" if row["measured/extrapolated"] == "measured" else " (extrapolated)")
 
 
-def run(args: argparse.Namespace) -> dict:
+def peak_mb(hashes: np.ndarray, max_distance: int, workers: int | None) -> float:
+    """MB phashfleet's grouping allocates at its peak (tracemalloc), on top of its input hex strings."""
+    hexes = [format(int(v), "016x") for v in hashes.tolist()]
+    tracemalloc.start()
+    try:
+        find_groups(hexes, max_distance, workers=workers)
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def _row(method: str, n: int, seconds: float, measured: bool, recall_: float, note: str = "") -> dict[str, Any]:
+    return {
+        "method": method,
+        "n": n,
+        "seconds": seconds,
+        "measured/extrapolated": "measured" if measured else "extrapolated",
+        "recall": recall_,
+        "note": note,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time the three methods on the same generated hashes; return the rows."""
     n, d = args.n, args.max_distance
     hashes, pairs = make_data(n, args.pairs if args.pairs is not None else max(1, n // 100), d, args.seed)
-    rows = []
+    ours_at: dict[int, float] = {}
 
     ours_time, labels, plan = run_ours(hashes, d, args.workers)
-    rows.append(
-        {
-            "method": "phashfleet (multi-index tables)",
-            "measured_n": n,
-            "measured_s": ours_time,
-            "total_s": ours_time,
-            "extrapolated": False,
-            "recall": recall(labels, pairs),
-            "note": plan,
-        }
-    )
+    ours_at[n] = ours_time
+    rows = [_row("phashfleet (multi-index tables)", n, ours_time, True, recall(labels, pairs), plan)]
 
     big = min(n, args.bktree_n)
     index, sub_pairs = subsample(n, pairs, big, args.seed)
+    if big < n:
+        sub_time, sub_ours_labels, sub_plan = run_ours(hashes[index], d, args.workers)
+        ours_at[big] = sub_time
+        rows.append(
+            _row(
+                "phashfleet (multi-index tables)",
+                big,
+                sub_time,
+                True,
+                recall(sub_ours_labels, sub_pairs),
+                f"the BK-tree's sample; {sub_plan}",
+            )
+        )
     elapsed, sub_labels = run_bktree(hashes[index], d)
-    # Work grows as n^p; p is fitted on counted distance computations (noise-free), at most 2 (all pairs).
-    small = max(2, big // 4)
-    counts = [bktree_comparisons(hashes[subsample(n, pairs, size, args.seed)[0]], d) for size in (small, big // 2)]
-    exponent = min(2.0, math.log(counts[1] / counts[0]) / math.log((big // 2) / small)) if big // 2 > small else 2.0
-    rows.append(
-        {
-            "method": "BK-tree (pybktree)",
-            "measured_n": big,
-            "measured_s": elapsed,
-            "total_s": elapsed * (n / big) ** exponent,
-            "extrapolated": big < n,
-            "recall": recall(sub_labels, sub_pairs),
-            "note": f"work ~ n^{exponent:.2f}, fitted on distance counts at {small} and {big // 2} hashes"
-            if big < n
-            else "",
-        }
-    )
+    rows.append(_row("BK-tree (pybktree)", big, elapsed, True, recall(sub_labels, sub_pairs)))
+    if big < n:
+        # Work grows as n^p; p is fitted on counted distance computations (noise-free), at most 2 (all pairs).
+        small = max(2, big // 4)
+        counts = [bktree_comparisons(hashes[subsample(n, pairs, size, args.seed)[0]], d) for size in (small, big // 2)]
+        exponent = min(2.0, math.log(counts[1] / counts[0]) / math.log((big // 2) / small)) if big // 2 > small else 2.0
+        rows.append(
+            _row(
+                "BK-tree (pybktree)",
+                n,
+                elapsed * (n / big) ** exponent,
+                False,
+                rows[-1]["recall"],
+                f"the {big:,} measured x ({n:,}/{big:,})^{exponent:.2f}; exponent fitted on distance counts at "
+                f"{small:,} and {big // 2:,} hashes; recall as measured",
+            )
+        )
 
     queries_n = min(n, args.scan_queries)
     queries = np.concatenate([pairs[: max(1, queries_n // 2), 0], np.arange(queries_n)])[:queries_n]
     elapsed, scan_labels = run_scan(hashes, queries, d)
+    scan_recall = recall(scan_labels, pairs[np.isin(pairs[:, 0], queries)])
     rows.append(
-        {
-            "method": "brute-force popcount scan (numpy)",
-            "measured_n": queries_n,
-            "measured_s": elapsed,
-            "total_s": elapsed * n / queries_n,
-            "extrapolated": queries_n < n,
-            "recall": recall(scan_labels, pairs[np.isin(pairs[:, 0], queries)]),
-            "note": f"{queries_n} queries against all {n:,} hashes, x {n / queries_n:,.0f}" if queries_n < n else "",
-        }
+        _row(
+            "brute-force popcount scan (numpy)",
+            n,
+            elapsed * n / queries_n,
+            queries_n == n,
+            scan_recall,
+            f"{queries_n} queries against all {n:,} hashes took {elapsed:.3g} s (measured), x {n / queries_n:,.0f}"
+            if queries_n < n
+            else "",
+        )
     )
     for row in rows:
-        row["vs_ours"] = row["total_s"] / ours_time
-    return {"planted_pairs": int(len(pairs)), "rows": rows}
+        row["vs_ours"] = row["seconds"] / ours_at[row["n"]]
+
+    others = []
+    for other in args.other_distances:
+        seconds, _, other_plan = run_ours(hashes, other, args.workers)
+        others.append(
+            {
+                "max_distance": other,
+                "seconds": seconds,
+                "peak_mb": peak_mb(hashes, other, args.workers),
+                "plan": other_plan,
+            }
+        )
+    return {
+        "planted_pairs": int(len(pairs)),
+        "rows": rows,
+        "ours_peak_mb": peak_mb(hashes, d, args.workers),
+        "other_distances": others,
+    }
 
 
 if __name__ == "__main__":

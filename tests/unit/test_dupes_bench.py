@@ -28,7 +28,25 @@ def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "dupes" and "--small" in doc["command"]
-    rows = {row["method"].split(" ")[0]: row for row in doc["results"]["rows"]}
-    assert set(rows) == {"phashfleet", "BK-tree", "brute-force"}
-    assert all(row["recall"] == 1.0 and row["total_s"] > 0 for row in rows.values())
-    assert rows["BK-tree"]["extrapolated"] and "(extrapolated)" in done.stdout
+    n = doc["params"]["n"]
+    rows = {(row["method"].split(" ")[0], row["n"]): row for row in doc["results"]["rows"]}
+    sample = doc["params"]["bktree_n"]
+    assert set(rows) == {
+        ("phashfleet", n),
+        ("phashfleet", sample),
+        ("BK-tree", sample),
+        ("BK-tree", n),
+        ("brute-force", n),
+    }
+    assert all(row["recall"] == 1.0 and row["seconds"] > 0 for row in rows.values())
+    # Each row says in the table itself whether its time was measured or extrapolated.
+    kinds = {key: row["measured/extrapolated"] for key, row in rows.items()}
+    assert kinds == {
+        ("phashfleet", n): "measured",
+        ("phashfleet", sample): "measured",
+        ("BK-tree", sample): "measured",
+        ("BK-tree", n): "extrapolated",
+        ("brute-force", n): "extrapolated",
+    }
+    assert "measured/extrapolated" in done.stdout and "(extrapolated)" in done.stdout
+    assert doc["results"]["ours_peak_mb"] > 0 and "peak allocation" in done.stdout
