@@ -346,11 +346,11 @@ def fleet_overview() -> dict:
 
 
 def per_job() -> dict:
-    """Progress, rate, ETA and failed/skipped files of one PhashJob (variables namespace and job)."""
+    """Progress, rate, ETA and failed/skipped files of one PhashJob (variables namespace and phashjob)."""
     lay = Layout()
-    sel = 'namespace="$namespace", job="$job"'
-    # Workers label their series with the job's "<namespace>.<name>"; the operator uses namespace + job.
-    wsel = 'job="$namespace.$job"'
+    sel = 'namespace="$namespace", phashjob="$phashjob"'
+    # Workers label their series with the job's "<namespace>.<name>"; the operator uses namespace + phashjob.
+    wsel = 'phashjob="$namespace.$phashjob"'
     files = f"phashfleet_files_processed_total{{{wsel}}}"
     rate = f"sum(rate({files}[{RATE}]))"
     remaining = (
@@ -437,7 +437,9 @@ def per_job() -> dict:
     variables = [
         datasource_variable(),
         query_variable("namespace", "Namespace", "label_values(phashfleet_job_progress_ratio, namespace)"),
-        query_variable("job", "PhashJob", 'label_values(phashfleet_job_progress_ratio{namespace="$namespace"}, job)'),
+        query_variable(
+            "phashjob", "PhashJob", 'label_values(phashfleet_job_progress_ratio{namespace="$namespace"}, phashjob)'
+        ),
     ]
     return dashboard(
         "phash-fleet-job",

@@ -36,10 +36,9 @@ class Prometheus(ManagedProcess):
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
             "rule_files": [str(workdir / "rules.yaml")],
-            # honor_labels as the chart's ServiceMonitors: the fleet's `job`/`namespace` labels name PhashJobs.
+            # No honor_labels, as the chart's monitors: a fleet label named `job` would become exported_job.
             "scrape_configs": [
-                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
+                {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
             ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -81,13 +80,13 @@ def epoch(stamp: str) -> float:
     return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
 
 
-def dashboard_queries(namespace: str, job: str) -> list[tuple[str, str, str]]:
+def dashboard_queries(namespace: str, phashjob: str) -> list[tuple[str, str, str]]:
     """(dashboard, panel title, PromQL) for every query of every dashboard, variables filled in."""
     out = []
     for path in DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel["targets"]:
                 expr = target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-                expr = substitute(expr.replace("$namespace", namespace).replace("$job", job))
+                expr = substitute(expr.replace("$namespace", namespace).replace("$phashjob", phashjob))
                 out.append((path.name, panel["title"], expr))
     return out

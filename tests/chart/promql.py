@@ -12,7 +12,8 @@ from prometheus_client import Counter, Gauge, Histogram, Summary
 from chart.tools import require_tool
 from phashfleet import metrics
 
-#: Label names every scraped series may carry besides its own (set by the scrape, honor_labels on).
+#: Label names every scraped series may carry besides its own (set by the scrape). Not `job`: a selector on the
+#: scrape job would not name a PhashJob, and the fleet's own metrics never carry one.
 TARGET_LABELS = {"instance", "pod", "service", "container", "endpoint"}
 #: Grafana's template variables, replaced by sample values before promtool parses an expression.
 GRAFANA_VARS = {
@@ -21,7 +22,7 @@ GRAFANA_VARS = {
     "$__range": "1h",
     "${datasource}": "prom",
     "$namespace": "media",
-    "$job": "holiday",
+    "$phashjob": "holiday",
 }
 
 

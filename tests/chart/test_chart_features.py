@@ -173,11 +173,32 @@ def test_monitors_and_rule_carry_the_selector_labels():
     for sm in r.of("ServiceMonitor"):
         assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         ep = sm["spec"]["endpoints"][0]
-        assert ep["port"] == "metrics" and ep["honorLabels"] is True
+        assert ep["port"] == "metrics"
         assert ep["relabelings"][0]["replacement"] == sm["metadata"]["name"]
     assert r.get("PrometheusRule", P)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     pm = render({"metrics": {"podMonitor": {"enabled": True, "labels": {"team": "media"}}}})
     assert [p["metadata"]["labels"]["team"] for p in pm.of("PodMonitor")] == ["media", "media"]
+
+
+def test_monitors_let_the_scrape_own_job_and_give_back_the_phashjob_namespace():
+    """No honorLabels (the fleet's labels never collide with `job`); exported_namespace goes back to `namespace`."""
+    monitors = render(everything_on()).of("ServiceMonitor") + render({"metrics": {"podMonitor": {"enabled": True}}}).of(
+        "PodMonitor"
+    )
+    assert {m["kind"] for m in monitors} == {"ServiceMonitor", "PodMonitor"}
+    for m in monitors:
+        (ep,) = m["spec"].get("endpoints") or m["spec"]["podMetricsEndpoints"]
+        assert "honorLabels" not in ep, m["metadata"]["name"]
+        assert ep["metricRelabelings"] == [
+            {
+                "sourceLabels": ["exported_namespace"],
+                "regex": "(.+)",
+                "targetLabel": "namespace",
+                "replacement": "$1",
+                "action": "replace",
+            },
+            {"regex": "exported_namespace", "action": "labeldrop"},
+        ]
 
 
 def test_dashboard_configmaps_hold_the_generated_json():

@@ -60,8 +60,8 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
         files = fleet["truth"]["files"]
         wait_for(
             lambda: (
-                value(prom, 'max(phashfleet_job_progress_ratio{job="photos"})') == 1.0
-                and value(prom, f'sum(phashfleet_files_processed_total{{job="{namespace}.photos"}})') == files
+                value(prom, 'max(phashfleet_job_progress_ratio{phashjob="photos"})') == 1.0
+                and value(prom, f'sum(phashfleet_files_processed_total{{phashjob="{namespace}.photos"}})') == files
             ),
             timeout=60,
             what="the operator's progress 1.0 and the workers' final counts scraped",
@@ -71,7 +71,8 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
             lambda: (
                 (
                     value(
-                        prom, f'min(count_over_time(phashfleet_files_processed_total{{job="{namespace}.photos"}}[1m]))'
+                        prom,
+                        f'min(count_over_time(phashfleet_files_processed_total{{phashjob="{namespace}.photos"}}[1m]))',
                     )
                     or 0
                 )
@@ -95,8 +96,8 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
         assert empty == [], "panels with no data during a job:\n" + "\n".join(empty)
 
         for variable_query in ("phashfleet_job_progress_ratio",):
-            labels = {(s["namespace"], s["job"]) for s in prom.api("series", **{"match[]": variable_query})}
-            assert (namespace, "photos") in labels, "the job dashboard's namespace/job variables would be empty"
+            labels = {(s["namespace"], s["phashjob"]) for s in prom.api("series", **{"match[]": variable_query})}
+            assert (namespace, "photos") in labels, "the job dashboard's namespace/phashjob variables would be empty"
 
         groups = prom.api("rules")["groups"]
         rules = {r["name"]: r for g in groups for r in g["rules"]}

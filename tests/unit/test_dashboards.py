@@ -112,14 +112,22 @@ def test_fleet_overview_covers_what_operators_watch():
 
 
 def test_job_dashboard_has_a_job_variable_and_its_panels():
-    """Variables namespace and job; progress, rate, ETA, failed and skipped panels filtered by them."""
+    """Variables namespace and phashjob; progress, rate, ETA, failed and skipped panels filtered by them."""
     dash = json.loads(RENDERED["phash-job.json"])
     names = [v["name"] for v in dash["templating"]["list"]]
-    assert names == ["datasource", "namespace", "job"]
+    assert names == ["datasource", "namespace", "phashjob"]
     titles = {p["title"] for p in dash["panels"]}
     assert {"Progress", "Rate", "ETA", "Failed", "Skipped"} <= titles
     for p in dash["panels"]:
         for t in p["targets"]:
-            assert 'job="$job"' in t["expr"] or 'job="$namespace.$job"' in t["expr"], (
-                f"{p['title']} ignores the job variable"
+            assert 'phashjob="$phashjob"' in t["expr"] or 'phashjob="$namespace.$phashjob"' in t["expr"], (
+                f"{p['title']} ignores the phashjob variable"
             )
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_no_query_uses_the_scrape_job_label(name):
+    """`job` is Prometheus's own target label (the scrape job); a PhashJob is `phashjob`."""
+    dash = json.loads(RENDERED[name])
+    texts = exprs(name) + [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    assert [t for t in texts if re.search(r"\bjob\s*(=|!=|=~|!~)|\(\s*job\s*[,)]|,\s*job\s*[,)]", t)] == []

@@ -1,7 +1,8 @@
 """Every `phashfleet_` Prometheus metric, defined once; names and labels are part of the API.
 
-Labels stay low-cardinality: a job name (workers: "<namespace>.<name>"; the operator: separate
-`namespace` and `job` labels), an algorithm, a result, a reason *code* (the part of a
+Labels stay low-cardinality: a PhashJob's name in `phashjob` (workers: "<namespace>.<name>"; the
+operator: separate `namespace` and `phashjob` labels; never `job`, which is Prometheus's own target
+label, so no scrape needs honor_labels), an algorithm, a result, a reason *code* (the part of a
 record's reason before the first colon), a queue, a handler, a phase. Never a file path.
 
 Worker processes run under prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, an
@@ -17,12 +18,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 FILES_PROCESSED = Counter(
     "phashfleet_files_processed_total",
     "Files processed, by job, algorithm and result (ok, failed, skipped); counted once per file.",
-    ["job", "algorithm", "result"],
+    ["phashjob", "algorithm", "result"],
 )
 FILE_FAILURES = Counter(
     "phashfleet_file_failures_total",
     "Files that failed or were skipped, by job and reason code (timeout, decode_error, ...).",
-    ["job", "result", "reason"],
+    ["phashjob", "result", "reason"],
 )
 HASH_DURATION = Histogram(
     "phashfleet_hash_duration_seconds",
@@ -33,12 +34,17 @@ HASH_DURATION = Histogram(
 BYTES_READ = Counter(
     "phashfleet_bytes_read_total",
     "Bytes of source files read by workers.",
-    ["job"],
+    ["phashjob"],
 )
+#: Every `outcome` of phashfleet_batches_processed_total with what it means (its help text); count_batch takes only these.
+BATCH_OUTCOMES = {
+    "done": "hashed and recorded",
+    "failed": "kept raising past spec.maxRetries, its files are failed records",
+    "dropped": "its job is gone or the batch was already done",
+}
 BATCHES_PROCESSED = Counter(
     "phashfleet_batches_processed_total",
-    "Batches a worker finished, by outcome: done; failed (kept raising past spec.maxRetries, its files are "
-    "failed records); dropped (its job is gone or the batch was already done).",
+    "Batches a worker finished, by outcome: " + "; ".join(f"{k} ({v})" for k, v in BATCH_OUTCOMES.items()) + ".",
     ["outcome"],
 )
 WORKER_INFLIGHT = Gauge(
@@ -56,7 +62,7 @@ QUEUE_BACKLOG = Gauge(
 INFLIGHT_BATCHES = Gauge(
     "phashfleet_inflight_batches",
     "Batches handed out and not yet done, by job.",
-    ["namespace", "job"],
+    ["namespace", "phashjob"],
 )
 WORKER_REPLICAS_DESIRED = Gauge(
     "phashfleet_worker_replicas_desired",
@@ -74,12 +80,12 @@ JOBS = Gauge(
 JOB_PROGRESS = Gauge(
     "phashfleet_job_progress_ratio",
     "Share of a job's files that are done (0..1).",
-    ["namespace", "job"],
+    ["namespace", "phashjob"],
 )
 JOB_FILES = Gauge(
     "phashfleet_job_files",
     "A job's file counts by state (total, succeeded, failed, skipped).",
-    ["namespace", "job", "state"],
+    ["namespace", "phashjob", "state"],
 )
 REDIS_UP = Gauge(
     "phashfleet_redis_up",
@@ -99,8 +105,15 @@ RECONCILE_DURATION = Histogram(
 STATUS_WRITES = Counter(
     "phashfleet_status_writes_total",
     "Status patches written to PhashJobs.",
-    ["namespace", "job"],
+    ["namespace", "phashjob"],
 )
+
+
+def count_batch(outcome: str) -> None:
+    """Count one batch a worker finished; `outcome` is one of BATCH_OUTCOMES (the help names them)."""
+    if outcome not in BATCH_OUTCOMES:
+        raise ValueError(f"unknown batch outcome {outcome!r}; add it to BATCH_OUTCOMES")
+    BATCHES_PROCESSED.labels(outcome).inc()
 
 
 def reason_code(reason: str | None) -> str:

@@ -64,13 +64,13 @@ class BatchHasher:
     def __call__(self, job_id: str, batch_id: int) -> str:
         snap = self.store.snapshot(job_id)
         if not snap.exists or snap.settings is None:
-            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            metrics.count_batch("dropped")
             return "dropped: job has no state (deleted, expired or lost)"
         settings = snap.settings
         lease = lease_seconds(settings["timeout_seconds"])
         files = self.store.start_batch(job_id, batch_id, time.time() + lease)
         if files is None:
-            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            metrics.count_batch("dropped")
             return "dropped: batch already done"
         hash_settings = Settings.from_job(settings, self.allowed_roots)
         job_label = job_id.rsplit(".", 1)[0]
@@ -93,13 +93,13 @@ class BatchHasher:
                         self.store.record(job_id, batch_id, pending, finish=False, lease_deadline=time.time() + lease)
                         < 0
                     ):
-                        metrics.BATCHES_PROCESSED.labels("dropped").inc()
+                        metrics.count_batch("dropped")
                         return "dropped: job state disappeared mid-batch"
                     pending, last_flush = [], time.monotonic()
             self.store.record(job_id, batch_id, pending, finish=True)
         finally:
             metrics.WORKER_INFLIGHT.dec()
-        metrics.BATCHES_PROCESSED.labels("done").inc()
+        metrics.count_batch("done")
         return "done"
 
     def retries_left(self, job_id: str, retries: int) -> bool:
@@ -112,7 +112,7 @@ class BatchHasher:
         snap = self.store.snapshot(job_id)
         files = self.store.batch_files(job_id, batch_id)
         if not snap.exists or snap.settings is None or files is None:
-            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            metrics.count_batch("dropped")
             return "dropped: batch already done or job gone"
         recorded = self.store.client.hmget(keys.job(job_id, "results"), files) if files else []
         settings = snap.settings
@@ -121,14 +121,14 @@ class BatchHasher:
         )
         # Set-if-absent like every record: a file some other delivery recorded meanwhile keeps its record.
         if self.store.record(job_id, batch_id, records, finish=True) < 0:
-            metrics.BATCHES_PROCESSED.labels("dropped").inc()
+            metrics.count_batch("dropped")
             return "dropped: job state disappeared"
         job_label = job_id.rsplit(".", 1)[0]
         self._init_series(job_label, settings["algorithm"])
         for record in records:
             self._observe(job_label, settings["algorithm"], record)
             log.warning("failed %s: %s", record["path"], reason)
-        metrics.BATCHES_PROCESSED.labels("failed").inc()
+        metrics.count_batch("failed")
         return f"failed: {len(records)} files without a record after the last retry ({reason})"
 
     @staticmethod
