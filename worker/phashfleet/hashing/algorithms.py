@@ -5,10 +5,7 @@ from __future__ import annotations
 import imagehash
 from PIL import Image
 
-from phashfleet.job.spec import spec_enum
-
-#: The CRD's spec.algorithm enum; each has its branch below (hashing.warm runs every one).
-ALGORITHMS: tuple[str, ...] = spec_enum("algorithm")
+ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
 
 
 def colorhash_binbits(hash_size: int) -> int:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from phashfleet.state import keys
 from phashfleet.state.store import JobSnapshot
 
 
@@ -110,7 +109,7 @@ class MemoryJobStore:
                 job["results"][record["path"]] = json.dumps(record)
                 job["counts"][record["status"]] += 1
                 new += 1
-                if record["status"] == "failed" and len(job["failures"]) < keys.MAX_FAILURES:
+                if record["status"] == "failed" and len(job["failures"]) < 20:
                     job["failures"].append(record)
         if finish:
             job["inflight"].pop(batch_id, None)
@@ -126,5 +125,5 @@ class MemoryJobStore:
             yield json.loads(raw)
 
     def failures(self, job_id: str) -> list[dict]:
-        """The first (at most keys.MAX_FAILURES) failed records."""
+        """The first (at most 20) failed records."""
         return list(self.jobs[job_id]["failures"])
