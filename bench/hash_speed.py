@@ -9,7 +9,10 @@ scikit-learn's wheels, and their recompressions, crops, rescales and tilings); t
 distances from imagehash on all of it are reported per algorithm. Generated images (smooth
 gradients, shapes, texture at every scale, grain) are cached under .cache/bench/. Every method
 runs in this one process, interleaved image by image, so the ratios hold even on a busy machine;
-times are the median of the rounds.
+times are the median of the rounds. For JPEG sets a bare 1/8-scale grey decode (the fast path's
+first step: libjpeg reads all the Huffman-coded data) is timed beside them, as a share of
+imagehash's time and of the fast path's; `full%` is the share of images the fast path decoded
+whole because its estimate had more bits in doubt than it accepts.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from harness import photos
 from harness.synthetic import VERSION, photo_like
 from phashfleet.hashing import Settings, hash_ref
 from phashfleet.hashing.algorithms import colorhash_binbits
+from phashfleet.hashing.fast import GREY_DRAFT_MODE, fast_hash
 
 CACHE = ROOT / ".cache" / "bench"
 PHOTO_SIZES = [(4032, 3024), (4000, 3000), (3024, 4032), (4096, 2731)]
@@ -84,8 +88,29 @@ def time_one(fn, path: Path) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
+def decode_eighth(path: Path) -> None:
+    """Decode a JPEG at 1/8 scale in grey, as the fast path's first step does: libjpeg still reads every
+    Huffman-coded block, but computes only each block's mean. No decoder built on libjpeg reads a JPEG faster."""
+    with Image.open(path) as image:
+        image.draft(GREY_DRAFT_MODE, (max(1, image.width // 8), max(1, image.height // 8)))
+        image.load()
+
+
+def decoded_in_full(path: Path, algorithm: str, hash_size: int) -> bool:
+    """True when the fast path's estimate had too many bits in doubt, so the image was decoded whole."""
+    reopened = []
+
+    def reopen() -> Image.Image:
+        reopened.append(True)
+        return Image.open(path)
+
+    with Image.open(path) as image:
+        fast_hash(image, algorithm, hash_size, reopen)
+    return bool(reopened)
+
+
 def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size: int) -> dict:
-    """Time imagehash, ours exact and ours fast on every image; compare the hashes."""
+    """Time imagehash, ours exact and ours fast (and a bare 1/8 JPEG decode) on every image; compare the hashes."""
     roots = tuple(sorted({str(p.parent) for p in paths}))
     exact = Settings(algorithm=algorithm, hash_size=hash_size, exact=True, allowed_roots=roots)
     fast = Settings(algorithm=algorithm, hash_size=hash_size, exact=False, allowed_roots=roots)
@@ -101,6 +126,9 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
         "exact": lambda p: hash_ref(str(p), exact)["hash"],
         "fast": lambda p: hash_ref(str(p), fast)["hash"],
     }
+    jpeg = SETS[name][1] == "JPEG" or all(p.suffix.lower() in (".jpg", ".jpeg") for p in paths)
+    if jpeg:
+        methods["decode_1_8"] = decode_eighth
     for fn in methods.values():  # warm up: imports, lazy plugin and weight set-up are not per image
         fn(paths[0])
     times = {m: [[] for _ in paths] for m in methods}
@@ -113,6 +141,8 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
                 hashes[method][i] = value
     per_image = {m: [statistics.median(t) for t in times[m]] for m in methods}
     rate = {m: len(paths) / sum(per_image[m]) for m in methods}
+    decode = rate.pop("decode_1_8", None)
+    full = sum(decoded_in_full(p, algorithm, hash_size) for p in paths)
 
     def distance(a: str, b: str) -> int:
         return bin(int(a, 16) ^ int(b, 16)).count("1")
@@ -132,6 +162,12 @@ def run_set(name: str, paths: list[Path], rounds: int, algorithm: str, hash_size
         "fast_identical_pct": round(100 * fast_d.count(0) / len(paths), 1),
         "fast_max_bits": max(fast_d),
         "fast_bits": fast_d,
+        # The fast path's floor: a bare 1/8-scale decode (reading the Huffman data), as a share of each time.
+        "decode_1_8_ms_per_image": round(1000 / decode, 2) if decode else None,
+        "decode_1_8_pct_of_imagehash": round(100 * rate["imagehash"] / decode, 1) if decode else None,
+        "decode_1_8_pct_of_fast": round(100 * rate["fast"] / decode, 1) if decode else None,
+        # Images whose estimate had more bits in doubt than the fast path accepts: decoded whole, hashed exactly.
+        "full_decode_pct": round(100 * full / len(paths), 1),
     }
 
 
@@ -203,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     header = (
         f"{'set':15s} {'n':>3s} {'MP':>5s} {'MB':>5s} | {'imagehash/s':>11s} {'exact/s':>8s} {'fast/s':>8s} | "
-        f"{'exact x':>7s} {'fast x':>7s} | {'ident%':>6s} {'maxbits':>7s}"
+        f"{'exact x':>7s} {'fast x':>7s} | {'ident%':>6s} {'maxbits':>7s} {'full%':>5s} | "
+        f"{'1/8 ms':>6s} {'%ihash':>6s} {'%fast':>6s}"
     )
     distances = []
     if not args.no_distances:
@@ -245,9 +282,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:15s} {result['images']:3d} {result['megapixels']:5.1f} {result['mean_file_mb']:5.2f} | "
             f"{rate['imagehash']:11.2f} {rate['exact']:8.2f} {rate['fast']:8.2f} | "
             f"{result['ratio_exact']:7.2f} {result['ratio_fast']:7.2f} | "
-            f"{result['fast_identical_pct']:6.1f} {result['fast_max_bits']:7d}",
+            f"{result['fast_identical_pct']:6.1f} {result['fast_max_bits']:7d} {result['full_decode_pct']:5.1f} | "
+            + (
+                f"{result['decode_1_8_ms_per_image']:6.1f} {result['decode_1_8_pct_of_imagehash']:6.1f} "
+                f"{result['decode_1_8_pct_of_fast']:6.1f}"
+                if result["decode_1_8_ms_per_image"]
+                else f"{'-':>6s} {'-':>6s} {'-':>6s}"
+            ),
             flush=True,
         )
+    print(
+        "full%: images decoded whole because their estimate had more bits in doubt than the fast path "
+        "accepts; 1/8 ms: a bare 1/8-scale grey JPEG decode (libjpeg reads all the Huffman-coded data), "
+        "%ihash and %fast: that decode's time as a share of imagehash's and of the fast path's"
+    )
     if args.json:
         out = {
             "date": datetime.date.today().isoformat(),

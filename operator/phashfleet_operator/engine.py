@@ -24,7 +24,7 @@ from phashfleet.job.dispatch import (
     resend_overdue,
 )
 from phashfleet.job.finish import finish_job, output_problem
-from phashfleet.job.spec import JobSpec
+from phashfleet.job.spec import JobSpec, spec_default
 from phashfleet.job.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
 from phashfleet.logs import about
 from phashfleet.state import keys
@@ -284,7 +284,7 @@ class JobEngine:
         total = 0
         for raw in self.store.client.smembers(keys.jobs()):
             snap = self.store.snapshot(raw.decode())
-            batch = max(1, int((snap.settings or {}).get("batch_size", 64)))
+            batch = max(1, int((snap.settings or {}).get("batch_size", spec_default("batchSize"))))
             total += backlog_batches(snap, batch)
         return total
 

@@ -38,3 +38,9 @@ def test_small_benchmark_prints_and_writes_json(tmp_path):
         assert result["fast_max_bits"] <= 2
         assert set(result["images_per_s"]) == {"imagehash", "exact", "fast"}
         assert result["images_per_s"]["fast"] > 0
+        assert 0 <= result["full_decode_pct"] <= 100
+    # The fast path's floor on JPEGs: a bare 1/8-scale decode, timed beside the rest.
+    for name in ("jpeg-12mp", "jpeg-1mp"):
+        assert sets[name]["decode_1_8_ms_per_image"] > 0 and sets[name]["decode_1_8_pct_of_imagehash"] > 0
+    assert sets["png-12mp"]["decode_1_8_ms_per_image"] is None
+    assert "full%" in run.stdout and "%ihash" in run.stdout

@@ -14,7 +14,7 @@ from typing import IO, Any
 import click
 
 from phashfleet.cli.options import log_options
-from phashfleet.dupes import MAX_DISTANCE, RecordError, RecordGroups, group_records
+from phashfleet.dupes import DEFAULT_DISTANCE, MAX_DISTANCE, RecordError, RecordGroups, group_records
 from phashfleet.results import dumps
 
 
@@ -76,7 +76,7 @@ def open_rereadable(path: str, *, spool: bool) -> Iterator[IO[str]]:
     "--max-distance",
     "-d",
     type=click.IntRange(0, MAX_DISTANCE),
-    default=6,
+    default=DEFAULT_DISTANCE,
     show_default=True,
     help="Largest Hamming distance between two near-duplicates.",
 )

@@ -12,6 +12,7 @@ import click
 from phashfleet.cli.options import log_options
 from phashfleet.hashing import ALGORITHMS, HashPool, Settings
 from phashfleet.hashing.settings import MAX_HASH_SIZE, MIN_HASH_SIZE
+from phashfleet.job.spec import spec_default
 from phashfleet.results import dumps
 
 
@@ -45,13 +46,18 @@ def _progress(total: int):
 @click.command("hash")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "--algorithm", "-a", type=click.Choice(ALGORITHMS), default="phash", show_default=True, help="Hash algorithm."
+    "--algorithm",
+    "-a",
+    type=click.Choice(ALGORITHMS),
+    default=spec_default("algorithm"),
+    show_default=True,
+    help="Hash algorithm.",
 )
 @click.option(
     "--hash-size",
     "-s",
     type=click.IntRange(MIN_HASH_SIZE, MAX_HASH_SIZE),
-    default=8,
+    default=spec_default("hashSize"),
     show_default=True,
     help="Hash size (bits per side; a power of two for whash; colorhash: binbits = size*3//8).",
 )
@@ -66,7 +72,7 @@ def _progress(total: int):
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
+    default=float(spec_default("timeoutSeconds")),
     show_default=True,
     help="Seconds allowed per file; a file over it is recorded as failed (timeout).",
 )

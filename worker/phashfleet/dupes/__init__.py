@@ -13,12 +13,16 @@ Typical use::
 from phashfleet.dupes.bits import HashFormatError, parse_hex
 from phashfleet.dupes.grouping import EXACT_DIAMETER_LIMIT, Groups, find_groups, group_ids
 from phashfleet.dupes.streaming import PathTable, RecordError, RecordGroups, group_records
+from phashfleet.job.spec import spec_bounds, spec_default
 
-#: Largest ``max_distance`` a PhashJob accepts (DESIGN.md); the functions here take any value.
-MAX_DISTANCE = 16
+#: Largest ``max_distance`` a PhashJob accepts (the CRD's bound); the functions here take any value.
+MAX_DISTANCE: int = spec_bounds("duplicates.maxDistance")[1]
+#: A PhashJob's spec.duplicates.maxDistance when it names none.
+DEFAULT_DISTANCE: int = spec_default("duplicates.maxDistance")
 
 __all__ = [
     "EXACT_DIAMETER_LIMIT",
+    "DEFAULT_DISTANCE",
     "MAX_DISTANCE",
     "Groups",
     "HashFormatError",

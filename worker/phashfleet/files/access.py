@@ -6,19 +6,19 @@ import os
 from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
+from phashfleet.files import schemes
+
 #: Environment variable with the allowed local roots, separated by os.pathsep (":").
 ALLOWED_ROOTS_ENV = "PHASHFLEET_ALLOWED_ROOTS"
-
-
-#: URL schemes a worker opens besides local files; PHASHFLEET_EXTRA_SCHEMES (comma-separated) adds more,
-#: e.g. a test filesystem. Anything else (local://, zip::..., memory://) is refused unopened.
-REMOTE_SCHEMES = ("s3", "s3a", "http", "https")
+#: Comma-separated URL schemes a worker opens besides schemes.REMOTE, e.g. a test filesystem. Anything
+#: else (local://, zip::..., memory://) is refused unopened.
+EXTRA_SCHEMES_ENV = "PHASHFLEET_EXTRA_SCHEMES"
 
 
 def remote_scheme_allowed(ref: str) -> bool:
     """True when `ref` is a URL of a scheme workers may open (never a way around the local roots)."""
-    extra = tuple(s.strip() for s in os.environ.get("PHASHFLEET_EXTRA_SCHEMES", "").split(",") if s.strip())
-    return urlsplit(ref).scheme.lower() in REMOTE_SCHEMES + extra
+    extra = tuple(s.strip() for s in os.environ.get(EXTRA_SCHEMES_ENV, "").split(",") if s.strip())
+    return urlsplit(ref).scheme.lower() in schemes.REMOTE + extra
 
 
 class OutsideRootsError(PermissionError):
@@ -35,7 +35,7 @@ def allowed_roots_from_env(default: Sequence[str] = ()) -> tuple[str, ...]:
 def is_local(ref: str) -> bool:
     """True for a plain path or a file:// URL; False for s3://, http(s):// and other schemes."""
     scheme = urlsplit(ref).scheme
-    return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
+    return scheme in schemes.LOCAL or (len(scheme) == 1 and os.name == "nt")
 
 
 def local_path(ref: str) -> str:

@@ -25,36 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from phashfleet.files import schemes
 from phashfleet.files.access import OutsideRootsError, allowed_roots_from_env, confine, is_local, local_path
+from phashfleet.job.spec import spec_default
 
 log = logging.getLogger(__name__)
 
-#: Extensions listed when a source gives no `include`: images the worker decodes, and videos.
-IMAGE_EXTENSIONS = (
-    "jpg",
-    "jpeg",
-    "jpe",
-    "jfif",
-    "png",
-    "apng",
-    "webp",
-    "gif",
-    "bmp",
-    "dib",
-    "tif",
-    "tiff",
-    "heic",
-    "heif",
-    "avif",
-    "ppm",
-    "pgm",
-    "pbm",
-    "pnm",
-    "tga",
-    "ico",
-)
-VIDEO_EXTENSIONS = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "3gp")
-DEFAULT_INCLUDE = tuple(f"**/*.{ext}" for ext in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+#: What a source that names no `include` lists: the CRD's default for spec.source.include (common
+#: image and video extensions, each one that hashing.filetypes knows).
+DEFAULT_INCLUDE: tuple[str, ...] = tuple(spec_default("source.include"))
 
 #: Called with (directory reference, error) for a subdirectory the walk could not enter.
 ErrorHandler = Callable[[str, Exception], None]
@@ -413,11 +392,11 @@ def _walker_for(uri: str, roots: Sequence[str], storage_options: dict[str, Any])
     scheme = urlsplit(uri).scheme.lower()
     if is_local(uri):
         return _local_walker(uri, roots)
-    if scheme in ("s3", "s3a"):
+    if scheme in schemes.S3:
         return _remote_walker(uri, "s3", storage_options)
-    if scheme in ("http", "https"):
+    if scheme in schemes.HTTP:
         return _http_walker(uri, storage_options)
-    raise SourceSpecError(uri, f"unsupported scheme {scheme!r} (use file://, s3:// or http(s)://)")
+    raise SourceSpecError(uri, f"unsupported scheme {scheme!r} ({schemes.HINT})")
 
 
 def _local_walker(uri: str, roots: Sequence[str]) -> _Walker:

@@ -18,11 +18,14 @@ from contextlib import suppress
 from typing import IO, Any
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, local_path
+from phashfleet.files.schemes import is_http
+from phashfleet.job.spec import spec_enum
 from phashfleet.results import FIELDS, dumps
 
 #: Columns of csv and parquet outputs.
 COLUMNS = (*FIELDS, "group")
-FORMATS = ("jsonl", "csv", "parquet")
+#: The CRD's spec.output.format enum, each with a writer and a reader below.
+FORMATS: tuple[str, ...] = spec_enum("output.format")
 #: Rows per parquet row group: the most records held in memory at once.
 ROW_GROUP_SIZE = 10_000
 _INT_COLUMNS = ("hash_size", "bytes", "width", "height", "group")
@@ -63,7 +66,7 @@ def write_records(
     writer = _writer(fmt)
     if is_local(uri):
         return _write_local(_confined(uri, allowed_roots), lambda f: writer(records, f))
-    if uri.split("://", 1)[0].lower() in ("http", "https"):
+    if is_http(uri):
         raise OutputError(f"output {uri!r}: http(s) outputs are not supported; use file:// or s3://")
     return _write_remote(uri, storage_options, lambda f: writer(records, f))
 
@@ -85,7 +88,7 @@ def check_writable(
     try:
         if is_local(uri):
             _write_local_probe(_confined(uri, allowed_roots))
-        elif uri.split("://", 1)[0].lower() in ("http", "https"):
+        elif is_http(uri):
             raise OutputError(f"output {uri!r}: http(s) outputs are not supported; use file:// or s3://")
         else:
             _write_remote_probe(uri, storage_options)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import imagehash
 from PIL import Image
 
-ALGORITHMS = ("phash", "dhash", "ahash", "whash", "colorhash")
+from phashfleet.job.spec import spec_enum
+
+#: The CRD's spec.algorithm enum; each has its branch below (hashing.warm runs every one).
+ALGORITHMS: tuple[str, ...] = spec_enum("algorithm")
 
 
 def colorhash_binbits(hash_size: int) -> int:

@@ -5,12 +5,13 @@ imagehash converts to grey and resizes the full image to a few dozen pixels with
 those pixels is a weighted sum over a window of hundreds of source pixels. A JPEG decoded at 1/8
 scale gives each 8x8 block's mean (less libjpeg's rounding bias, see ``dc_rounding_bias``) for
 little more than the cost of reading the file; Pillow's own LANCZOS weights summed per block,
-applied rows first with Pillow's clip between the passes, give the same small image to within
-0.03-0.08 grey levels RMS on real photos. certainty.py then works out how many bits that error
-could flip: none, and the hash is imagehash's; otherwise a JPEG is decoded again at 1/4, and if
-bits are still in doubt, the estimate stands only when at most 2 are (phash and whash) or else
-the image is hashed exactly. What is left of the speed is bounded by libjpeg-turbo reading the
-Huffman-coded file. Measured figures are in the README (bench/hash_speed.py).
+applied rows first with Pillow's clip between the passes, give nearly the same small image (the
+error spread per decode scale is SIGMA below). certainty.py then works out how many bits that
+error could flip: none, and the hash is imagehash's; otherwise the estimate stands only when at
+most ACCEPT_RISK_BITS are in doubt (phash and whash, a JPEG), or else the image is decoded whole
+and hashed exactly. What is left of the speed is bounded by libjpeg-turbo reading the
+Huffman-coded file. This module quotes no speed: the measured figures, with their commands and
+dates, are in the README's Performance section, printed by bench/hash_speed.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from phashfleet.hashing.decode import load, normalize
 MIN_SPAN = 11
 _FACTORS = (8, 4, 2)
 #: A grey hash decodes the JPEG's luma plane only (no chroma, no colour conversion): as close to
-#: imagehash's RGB-then-grey as decoding RGB at reduced size, and 10% faster.
+#: imagehash's RGB-then-grey as decoding RGB at reduced size, and faster.
 GREY_DRAFT_MODE = "L"
 #: The spread (standard deviation, grey levels) of the estimate's error per pixel of the small
 #: image, by the scale it was decoded at; whash's is per block mean. Measured against Pillow's own

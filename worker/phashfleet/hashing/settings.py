@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phashfleet.hashing.algorithms import ALGORITHMS
+from phashfleet.job.spec import spec_bounds, spec_default, whash_sizes
 
-MIN_HASH_SIZE = 4
-MAX_HASH_SIZE = 32
+#: The CRD's bounds of spec.hashSize.
+MIN_HASH_SIZE, MAX_HASH_SIZE = spec_bounds("hashSize")
 #: spec.maxRetries when a job's stored settings predate it (the CRD's default).
-DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_RETRIES: int = spec_default("maxRetries")
 
 
 def max_retries_of(job_settings: Mapping[str, Any]) -> int:
@@ -32,10 +33,11 @@ class Settings:
       max_retries(int): extra reads of a remote file after a transient error (HTTP 503, a reset connection).
     """
 
-    algorithm: str = "phash"
-    hash_size: int = 8
-    exact: bool = False
-    timeout_seconds: float = 60.0
+    # A CLI run's defaults are a job's: the CRD's.
+    algorithm: str = spec_default("algorithm")
+    hash_size: int = spec_default("hashSize")
+    exact: bool = spec_default("exact")
+    timeout_seconds: float = float(spec_default("timeoutSeconds"))
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
     max_retries: int = DEFAULT_MAX_RETRIES
 
@@ -56,8 +58,9 @@ class Settings:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if not MIN_HASH_SIZE <= self.hash_size <= MAX_HASH_SIZE:
             raise ValueError(f"hash_size must be {MIN_HASH_SIZE}..{MAX_HASH_SIZE}, not {self.hash_size}")
-        if self.algorithm == "whash" and self.hash_size & (self.hash_size - 1):
-            raise ValueError(f"whash needs a power-of-two hash_size (4, 8, 16, 32), not {self.hash_size}")
+        if self.algorithm == "whash" and self.hash_size not in whash_sizes():
+            sizes = ", ".join(map(str, whash_sizes()))
+            raise ValueError(f"whash needs a power-of-two hash_size ({sizes}), not {self.hash_size}")
         if not self.timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be positive, not {self.timeout_seconds}")
         if self.max_retries < 0:

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from phashfleet.files.schemes import is_s3
 from phashfleet.job.spec import JobSpec
+from phashfleet.state.keys import MAX_FAILURES
 from phashfleet.state.store import JobSnapshot
 
 #: Condition type that is True in each phase (the others are set False).
@@ -23,7 +25,6 @@ PHASE_CONDITION = {
 CONDITION_TYPES = ("Progressing", "Suspended", "Complete", "Failed")
 #: Phases a job never leaves.
 ENDED = ("Succeeded", "Failed")
-MAX_FAILURES = 20
 
 
 def now_iso() -> str:
@@ -80,7 +81,7 @@ def worker_setting_of(record: dict) -> str | None:
     code = reason.split(":", 1)[0].strip()
     if code == "outside_roots":
         return "outside_roots"
-    on_s3 = str(record.get("path") or "").startswith(("s3://", "s3a://"))
+    on_s3 = is_s3(str(record.get("path") or ""))
     if any(word in reason for word in _CREDENTIAL_WORDS) or (code == "permission_denied" and on_s3):
         return "credentials"
     return None

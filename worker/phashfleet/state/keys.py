@@ -6,7 +6,7 @@ Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id
     J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, epoch
     J:results               hash   path -> record JSON; written set-if-absent, so a file lands once
     J:counts                hash   ok / failed / skipped; bumped only when a record is new
-    J:failures              list   the first 20 failed records (path, reason)
+    J:failures              list   the first MAX_FAILURES failed records (path, reason)
     J:inflight              zset   batch id -> time it was handed out (not yet done)
     J:leases                zset   batch id -> lease deadline, while a worker is hashing it
     J:batch:<id>            string JSON list of the batch's file references (deleted when done)
@@ -24,6 +24,10 @@ from __future__ import annotations
 
 import os
 
+from phashfleet.job.spec import schema_of
+
+#: Failed records a job keeps for its status: the CRD's bound on status.failures (both stores keep this many).
+MAX_FAILURES: int = schema_of("status.failures")["maxItems"]
 PREFIX_ENV = "PHASHFLEET_KEY_PREFIX"
 QUEUE_ENV = "PHASHFLEET_QUEUE"
 CACHE_PREFIX_ENV = "PHASHFLEET_CACHE_PREFIX"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from phashfleet.state import keys
 from phashfleet.state.store import JobSnapshot
 
 
@@ -109,7 +110,7 @@ class MemoryJobStore:
                 job["results"][record["path"]] = json.dumps(record)
                 job["counts"][record["status"]] += 1
                 new += 1
-                if record["status"] == "failed" and len(job["failures"]) < 20:
+                if record["status"] == "failed" and len(job["failures"]) < keys.MAX_FAILURES:
                     job["failures"].append(record)
         if finish:
             job["inflight"].pop(batch_id, None)
@@ -125,5 +126,5 @@ class MemoryJobStore:
             yield json.loads(raw)
 
     def failures(self, job_id: str) -> list[dict]:
-        """The first (at most 20) failed records."""
+        """The first (at most keys.MAX_FAILURES) failed records."""
         return list(self.jobs[job_id]["failures"])

@@ -126,7 +126,7 @@ class RedisJobStore:
         self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool, lease_deadline: float = 0.0
     ) -> int:
         """Write records set-if-absent and bump counts for new ones; -1 when the job has no state."""
-        args: list[Any] = [batch_id, int(finish), lease_deadline]
+        args: list[Any] = [batch_id, int(finish), lease_deadline, keys.MAX_FAILURES]
         for record in records:
             args += [record["path"], record["status"], dumps(record)]
         return int(
@@ -144,8 +144,8 @@ class RedisJobStore:
             yield json.loads(raw)
 
     def failures(self, job_id: str) -> list[dict]:
-        """The first (at most 20) failed records."""
-        return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, 19)]
+        """The first (at most keys.MAX_FAILURES) failed records."""
+        return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, keys.MAX_FAILURES - 1)]
 
     def queue_length(self, queue: str | None = None) -> int:
         """Messages waiting in a Dramatiq queue, this process's by default (not counting ones a worker holds)."""

@@ -1,0 +1,31 @@
+"""The URL schemes phash-fleet reads and writes, and the storage each names: the one list of them."""
+
+from __future__ import annotations
+
+#: A plain path ("" : no scheme) or file://.
+LOCAL = ("", "file")
+#: S3 and its Hadoop spelling, both read with s3fs.
+S3 = ("s3", "s3a")
+#: Web servers' directory pages and files (read only).
+HTTP = ("http", "https")
+#: What a worker opens besides local files (PHASHFLEET_EXTRA_SCHEMES may add more, see files.access).
+REMOTE = S3 + HTTP
+#: Every scheme a PhashJob's source may use.
+ALL = LOCAL + REMOTE
+#: How messages name them.
+HINT = "use file://, s3:// or http(s)://"
+
+
+def scheme_of(ref: str) -> str:
+    """The lower-case scheme of a URL, '' for a plain path."""
+    return ref.split("://", 1)[0].lower() if "://" in ref else ""
+
+
+def is_s3(ref: str) -> bool:
+    """True for an s3:// (or s3a://) URL."""
+    return scheme_of(ref) in S3
+
+
+def is_http(ref: str) -> bool:
+    """True for an http:// or https:// URL."""
+    return scheme_of(ref) in HTTP
