@@ -36,7 +36,15 @@ from phashfleet.cli.options import log_options
 )
 @click.option("--priority", type=int, default=0, envvar="PHASHFLEET_PEERING_PRIORITY", show_default=True)
 @log_options
-def cli(kubeconfig, namespace, all_namespaces, metrics_port, health_port, peering, priority) -> None:
+def cli(
+    kubeconfig: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    metrics_port: int,
+    health_port: int,
+    peering: str | None,
+    priority: int,
+) -> None:
     """Reconcile PhashJobs into batches on Redis, status on the CR and worker replicas."""
     if bool(namespace) == bool(all_namespaces):
         raise click.UsageError("give exactly one of --namespace NAME or --all-namespaces")

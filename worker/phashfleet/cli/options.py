@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from phashfleet import logs
 
+R = TypeVar("R")
 
-def log_options(command):
+
+def log_options(command: Callable[..., R]) -> Callable[..., R]:
     """Add `--log-format`/`--log-level` (or PHASHFLEET_LOG_FORMAT/_LEVEL) and set up logging before `command` runs."""
 
     @click.option(
@@ -31,7 +35,7 @@ def log_options(command):
         help="Least severe level logged.",
     )
     @functools.wraps(command)
-    def run(*args, log_format: str, log_level: str, **kwargs):
+    def run(*args: Any, log_format: str, log_level: str, **kwargs: Any) -> R:
         logs.setup(log_format, log_level)
         return command(*args, **kwargs)
 

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 import redis
@@ -15,16 +17,23 @@ from phashfleet.cli.options import log_options
 from phashfleet.files.access import is_local, local_path
 from phashfleet.job.spec import SpecError, load_manifest, parse_spec
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
-def default_roots(source: dict) -> tuple[str, ...]:
+    from phashfleet.embedded.run import Progress as ProgressFn
+    from phashfleet.embedded.run import RunResult
+
+
+def default_roots(source: Mapping[str, Any]) -> tuple[str, ...]:
     """Local roots a local run may read: the source folder and the folders of listed files."""
-    refs = [source.get("uri")] if source.get("uri") else []
+    uri = source.get("uri")
+    refs: list[str] = [uri] if uri else []
     roots = {local_path(r) for r in refs if is_local(r)}
     roots |= {os.path.dirname(os.path.abspath(local_path(f))) for f in source.get("files") or [] if is_local(f)}
     return tuple(sorted(os.path.abspath(r) for r in roots))
 
 
-def _progress_bar():
+def _progress_bar() -> tuple[Progress, ProgressFn] | tuple[None, None]:
     """A rich progress bar on stderr when it is a terminal, else None (stdout carries only the status JSON)."""
     if not sys.stderr.isatty():
         return None, None
@@ -95,11 +104,15 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
     try:
         if bar:
             bar.start()
-        runner = run_with_redis if redis_url else run_embedded
-        kwargs = {"redis_url": redis_url} if redis_url else {}
-        result = until_reachable(
-            lambda: runner(spec, job_id, roots, jobs=jobs, progress=update, output_roots=output_roots, **kwargs)
-        )
+
+        def run() -> RunResult:
+            if redis_url:
+                return run_with_redis(
+                    spec, job_id, roots, redis_url, jobs=jobs, progress=update, output_roots=output_roots
+                )
+            return run_embedded(spec, job_id, roots, jobs=jobs, progress=update, output_roots=output_roots)
+
+        result = until_reachable(run)
     except SourceError as exc:  # the same status the operator writes for a source it cannot list
         click.echo(json.dumps(failed_status(exc.reason, str(exc)), indent=2))
         sys.exit(1)

@@ -41,7 +41,7 @@ def worker_argv() -> list[str]:
 
 def restart_delay(deaths: int, *, backoff: float = RESTART_BACKOFF, maximum: float = RESTART_BACKOFF_MAX) -> float:
     """Seconds to wait before restarting a worker after its `deaths`-th quick death in a row."""
-    return min(maximum, backoff * 2 ** max(0, deaths - 1))
+    return min(maximum, backoff * 2.0 ** max(0, deaths - 1))
 
 
 @dataclass
@@ -49,7 +49,7 @@ class _Slot:
     """One worker the pool keeps running."""
 
     index: int
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     deaths: int = 0  # quick deaths in a row
     restart_at: float | None = None
@@ -96,15 +96,15 @@ class WorkerPool:
         for slot in self.slots:
             if slot.proc is not None and slot.proc.poll() is not None:
                 died += 1
-                self._on_death(slot, now)
+                self._on_death(slot, slot.proc, now)
             if slot.proc is None and slot.restart_at is not None and now >= slot.restart_at:
                 self.restarts += 1
                 self._spawn(slot)
         return died
 
-    def _on_death(self, slot: _Slot, now: float) -> None:
-        code = slot.proc.returncode
-        _kill_group(slot.proc.pid)  # what it forked (a hashing process whose main was SIGKILLed) goes too
+    def _on_death(self, slot: _Slot, proc: subprocess.Popen[bytes], now: float) -> None:
+        code = proc.returncode
+        _kill_group(proc.pid)  # what it forked (a hashing process whose main was SIGKILLed) goes too
         slot.proc = None
         slot.deaths = 1 if now - slot.started >= self.healthy_after else slot.deaths + 1
         if slot.deaths >= self.max_quick_deaths:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
 from phashfleet.files.listing import is_network_error  # the listing's rule, one place
@@ -148,7 +148,7 @@ def read_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> byt
     while True:
         try:
             fs, path = fsspec.core.url_to_fs(ref)
-            return fs.cat_file(path)  # one GET for http(s); s3fs adds its own retries of throttles
+            return cast(bytes, fs.cat_file(path))  # one GET for http(s); s3fs adds its own retries of throttles
         except Exception as exc:  # noqa: BLE001 - every error is classified below, none escapes as a bug
             pause = min(FIRST_BACKOFF * 2**attempt, MAX_BACKOFF)
             if attempt == retries or not is_transient(exc) or time.monotonic() - started + pause > budget:

@@ -7,6 +7,7 @@ the password separately (from a Secret in the chart), so it never sits in a URL 
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 import dramatiq
 import redis
@@ -64,7 +65,7 @@ def check_credentials(client: redis.Redis) -> None:
 
 def make_broker(client: redis.Redis | None = None, *, prometheus: bool = False) -> RedisBroker:
     """Build the Redis broker (Dramatiq's default middleware, plus its Prometheus one for workers)."""
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is untyped
         client=client or redis_client(), heartbeat_timeout=HEARTBEAT_TIMEOUT_MS, maintenance_chance=MAINTENANCE_CHANCE
     )
     if prometheus:
@@ -74,7 +75,10 @@ def make_broker(client: redis.Redis | None = None, *, prometheus: bool = False) 
     return broker
 
 
-def install_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
+B = TypeVar("B", bound=dramatiq.Broker)
+
+
+def install_broker(broker: B) -> B:
     """Make `broker` the global one that actors are declared on."""
     dramatiq.set_broker(broker)
     return broker

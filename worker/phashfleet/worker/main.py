@@ -13,4 +13,4 @@ from phashfleet import logs
 
 if __name__ == "__main__":
     logs.setup()
-    sys.exit(main())
+    sys.exit(main())  # type: ignore[no-untyped-call]  # dramatiq.cli.main is untyped
