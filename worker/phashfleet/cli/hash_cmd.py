@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from phashfleet.hashing import ALGORITHMS, HashPool, Settings
 from phashfleet.hashing.settings import MAX_HASH_SIZE, MIN_HASH_SIZE
 from phashfleet.job.spec import spec_default
 from phashfleet.results import dumps
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def walk(paths: tuple[str, ...]) -> Iterator[str]:
@@ -28,7 +32,7 @@ def walk(paths: tuple[str, ...]) -> Iterator[str]:
                 yield os.path.join(folder, name)
 
 
-def _progress(total: int):
+def _progress(total: int) -> Progress:
     """A rich progress bar on stderr."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -102,5 +106,5 @@ def cli(paths: tuple[str, ...], algorithm: str, hash_size: int, exact: bool, job
         task = bar.add_task("hash", total=total) if bar else None
         for record in pool.imap(walk(paths), settings):
             click.echo(dumps(record))
-            if bar:
+            if bar and task is not None:
                 bar.advance(task)

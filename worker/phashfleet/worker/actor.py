@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -23,6 +23,9 @@ from phashfleet.results import batch_error, failed_records
 from phashfleet.state import keys
 from phashfleet.state.content_cache import hash_with_cache
 from phashfleet.state.redis_store import RedisJobStore
+
+if TYPE_CHECKING:
+    from dramatiq.brokers.redis import RedisBroker
 
 log = logging.getLogger("phashfleet.worker")
 
@@ -147,7 +150,7 @@ class BatchHasher:
             metrics.BYTES_READ.labels(job).inc(record["bytes"])
 
 
-def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
+def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
     """Declare the hash_batch actor on `broker` with the store on the broker's own Redis client."""
     hasher = BatchHasher(RedisJobStore(broker.client), allowed_roots_from_env())
 
@@ -177,7 +180,6 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
         broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
     broker.declare_queue(keys.queue())
     return dramatiq.actor(
-        hash_batch,
         actor_name=ACTOR_NAME,
         queue_name=keys.queue(),
         broker=broker,
@@ -185,4 +187,4 @@ def declare(broker: dramatiq.Broker) -> dramatiq.Actor:
         min_backoff=500,
         max_backoff=30_000,
         time_limit=24 * 3600 * 1000,
-    )
+    )(hash_batch)
