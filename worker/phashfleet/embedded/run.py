@@ -17,11 +17,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job.dispatch import ListingCursor, Send, count_files, dispatch_tick, job_window, queue_grace_for
@@ -31,6 +32,9 @@ from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, n
 from phashfleet.results import batch_error, failed_records
 from phashfleet.state import keys
 from phashfleet.state.store import JobStore, SharedJobStore
+
+if TYPE_CHECKING:
+    import redis
 
 Progress = Callable[[int, int, float], None]  # (done, total, rate)
 
@@ -55,14 +59,20 @@ class RunResult:
         return self.status.get("phase") != "Failed"
 
 
-def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ...]) -> list[dict]:
+def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ...]) -> list[dict[str, Any]]:
     from phashfleet.hashing import Settings, hash_many
 
     return list(hash_many(files, Settings.from_job(settings, roots)))
 
 
 def _final_status(
-    store: JobStore, job_id: str, spec: JobSpec, roots: tuple[str, ...], started: str, rate: float, output_roots
+    store: JobStore,
+    job_id: str,
+    spec: JobSpec,
+    roots: tuple[str, ...],
+    started: str,
+    rate: float,
+    output_roots: Sequence[str] | None,
 ) -> dict[str, Any]:
     snap = store.snapshot(job_id)
     phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
@@ -94,7 +104,7 @@ def run_embedded(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
-    output_roots=None,
+    output_roots: Sequence[str] | None = None,
 ) -> RunResult:
     """Hash the job in a local process pool, with in-memory state; return the final status."""
     from phashfleet.state.memory_store import MemoryJobStore
@@ -107,14 +117,17 @@ def run_embedded(
     cursor = ListingCursor(spec, roots)
     workers = jobs or os.cpu_count() or 1
     meter = RateMeter()
-    futures: dict[Future, tuple[int, list[str], int]] = {}  # -> (batch id, its files, tries so far)
+    # Each batch being hashed -> (batch id, its files, tries so far).
+    futures: dict[Future[list[dict[str, Any]]], tuple[int, list[str], int]] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
 
         def submit(batch_id: int, files: list[str], tries: int) -> None:
             futures[pool.submit(_hash_batch, files, spec.hash_settings(), roots)] = (batch_id, files, tries)
 
         def send(jid: str, batch_id: int) -> None:
-            submit(batch_id, store.start_batch(jid, batch_id, float("inf")), 0)
+            files = store.start_batch(jid, batch_id, float("inf"))
+            if files is not None:  # None: done or gone, which one process handing out cannot see
+                submit(batch_id, files, 0)
 
         while True:
             dispatch_tick(
@@ -155,7 +168,7 @@ def run_with_redis(
     *,
     jobs: int | None = None,
     progress: Progress | None = None,
-    output_roots=None,
+    output_roots: Sequence[str] | None = None,
     start_workers: bool = True,
 ) -> RunResult:
     """Hash the job with real worker processes on a Redis broker; return the final status.
@@ -196,7 +209,7 @@ def _drive(
     *,
     jobs: int,
     progress: Progress | None,
-    output_roots,
+    output_roots: Sequence[str] | None,
     worker_env: dict[str, str] | None,
 ) -> RunResult:
     from phashfleet.embedded.supervise import CrashLoop, WorkerPool
@@ -279,7 +292,7 @@ def resend_in_flight(store: JobStore, job_id: str, send: Send, *, now: float) ->
     return batches
 
 
-def _clean_up(client, ttl_seconds: int) -> None:
+def _clean_up(client: redis.Redis, ttl_seconds: int) -> None:
     """The run's Dramatiq queue goes now; every key under its prefix expires with the job's state at the latest."""
     for pattern in keys.dramatiq_queue_patterns(keys.queue()):
         doomed = list(client.scan_iter(match=pattern, count=1000))
@@ -302,7 +315,7 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
-def _exit_on_sigterm(signum: int, _frame) -> None:
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 

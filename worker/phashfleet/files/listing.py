@@ -22,14 +22,18 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from phashfleet.files import schemes
 from phashfleet.files.access import OutsideRootsError, allowed_roots_from_env, confine, is_local, local_path
 from phashfleet.job.spec import spec_default
 
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: What a source that names no `include` lists: the CRD's default for spec.source.include (common
 #: image and video extensions, each one that hashing.filetypes knows).
@@ -114,7 +118,9 @@ def iter_source(
     return _iter(files, uri, walker, matcher, on_error or _log_error)
 
 
-def _iter(files, uri, walker, matcher, on_error) -> Iterator[str]:
+def _iter(
+    files: list[str], uri: str | None, walker: _Walker | None, matcher: GlobMatcher, on_error: ErrorHandler
+) -> Iterator[str]:
     # The spec's own files list is already in memory; the set of it adds nothing that grows
     # with the size of the source.
     seen: set[str] = set()
@@ -244,17 +250,19 @@ class _Walker:
             active.add(frame.key)
             frame = None
             while stack and frame is None:
-                name = next(stack[-1].subdirs, None)
-                if name is None:
+                subdir = next(stack[-1].subdirs, None)
+                if subdir is None:
                     active.discard(stack.pop().key)
                 else:
-                    frame, files, dirs = self._open(stack[-1], name, matcher, active, on_error)
+                    frame, files, dirs = self._open(stack[-1], subdir, matcher, active, on_error)
 
-    def _open(self, parent: _Frame, name: str, matcher: GlobMatcher, active: set[object], on_error: ErrorHandler):
+    def _open(
+        self, parent: _Frame, name: str, matcher: GlobMatcher, active: set[object], on_error: ErrorHandler
+    ) -> tuple[_Frame | None, list[str], list[str]]:
         lister = self.lister
         path = lister.dir_path(parent.path, name)
         rel = parent.rel + lister.rel_name(name)
-        skip = (None, (), ())
+        skip: tuple[None, list[str], list[str]] = (None, [], [])
         if matcher.prunes_dir(rel):
             return skip
         try:
@@ -273,7 +281,7 @@ class _Walker:
         return _Frame(path, rel + "/", key), files, dirs
 
 
-def _wrap_errors(uri: str, fn, *args):
+def _wrap_errors(uri: str, fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
     except SourceError:
@@ -335,7 +343,7 @@ def _encodable(name: str) -> bool:
 class _FsspecLister:
     """Folders of a remote fsspec filesystem (s3); one uncached `ls` per folder."""
 
-    def __init__(self, fs) -> None:
+    def __init__(self, fs: AbstractFileSystem) -> None:
         self.fs = fs
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
@@ -366,7 +374,7 @@ class _FsspecLister:
     dir_path = file_path
 
     def ref(self, path: str) -> str:
-        return self.fs.unstrip_protocol(path)
+        return cast(str, self.fs.unstrip_protocol(path))
 
     def rel_name(self, name: str) -> str:
         return name
@@ -414,7 +422,7 @@ def _local_walker(uri: str, roots: Sequence[str]) -> _Walker:
     return _Walker(uri, top, _LocalLister(roots))
 
 
-def _filesystem(uri: str, protocol: str, storage_options: dict[str, Any]):
+def _filesystem(uri: str, protocol: str, storage_options: dict[str, Any]) -> AbstractFileSystem:
     import fsspec
 
     try:

@@ -15,12 +15,17 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from typing import IO, Any
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, local_path
 from phashfleet.files.schemes import is_http
 from phashfleet.job.spec import spec_enum
 from phashfleet.results import FIELDS, dumps
+
+if TYPE_CHECKING:  # the optional parquet extra, imported when a parquet output is asked for
+    import pyarrow
+    import pyarrow.parquet
 
 #: Columns of csv and parquet outputs.
 COLUMNS = (*FIELDS, "group")
@@ -253,7 +258,7 @@ def _write_csv(records: Iterable[Mapping[str, Any]], f: IO[bytes]) -> int:
     return count
 
 
-def _pyarrow():
+def _pyarrow() -> ModuleType:
     try:
         import pyarrow
         import pyarrow.parquet
@@ -261,10 +266,10 @@ def _pyarrow():
         raise OutputFormatError(
             f"parquet output needs the 'parquet' extra: pip install 'phash-fleet[parquet]' ({exc})"
         ) from exc
-    return pyarrow
+    return cast(ModuleType, pyarrow)  # pyarrow ships no types: the module is Any to mypy
 
 
-def _schema(pa):
+def _schema(pa: ModuleType) -> pyarrow.Schema:
     types = {
         "hash_size": pa.int32(),
         "bytes": pa.int64(),
@@ -291,7 +296,9 @@ def _write_parquet(records: Iterable[Mapping[str, Any]], f: IO[bytes]) -> int:
     return count
 
 
-def _write_row_group(pa, writer, schema, chunk: list[Mapping[str, Any]]) -> int:
+def _write_row_group(
+    pa: ModuleType, writer: pyarrow.parquet.ParquetWriter, schema: pyarrow.Schema, chunk: list[Mapping[str, Any]]
+) -> int:
     columns = {name: [r.get(name) for r in chunk] for name in COLUMNS}
     writer.write_table(pa.Table.from_pydict(columns, schema=schema), row_group_size=len(chunk))
     return len(chunk)
