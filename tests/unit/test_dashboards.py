@@ -1,4 +1,5 @@
-"""The Grafana dashboards: generated JSON is checked in (and in the chart), panels are sound, every query is valid."""
+"""The Grafana dashboards: generated JSON (grafana-foundation-sdk) is checked in (and in the chart), passes the
+SDK's schema, panels are sound, every query is valid."""
 
 from __future__ import annotations
 
@@ -131,3 +132,47 @@ def test_no_query_uses_the_scrape_job_label(name):
     dash = json.loads(RENDERED[name])
     texts = exprs(name) + [v["definition"] for v in dash["templating"]["list"] if v["type"] == "query"]
     assert [t for t in texts if re.search(r"\bjob\s*(=|!=|=~|!~)|\(\s*job\s*[,)]|,\s*job\s*[,)]", t)] == []
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_checked_in_json_passes_the_sdks_schema(name):
+    """The committed JSON reads into grafana-foundation-sdk's dashboard model and encodes back unchanged."""
+    board = GEN.check((ROOT / "dashboards" / name).read_text())
+    assert board.uid == json.loads(RENDERED[name])["uid"]
+
+
+@pytest.mark.parametrize(
+    ("where", "change"),
+    [
+        ("a misspelt dashboard field", lambda d: d.update(refreshh="30s")),
+        ("an unknown panel field", lambda d: d["panels"][0].update(gridPoss={"x": 0})),
+        ("an option the stat panel has not", lambda d: d["panels"][0]["options"].update(colourMode="value")),
+        ("a query field Prometheus queries have not", lambda d: d["panels"][0]["targets"][0].update(exp="up")),
+        ("a timeseries style it has not", lambda d: d["panels"][6]["fieldConfig"]["defaults"]["custom"].update(w=1)),
+        ("a variable field", lambda d: d["templating"]["list"][0].update(labell="x")),
+    ],
+)
+def test_the_schema_check_refuses_what_the_model_has_not(where, change):
+    """The round trip through the SDK's model drops unknown fields, so check() fails on them."""
+    dash = json.loads(RENDERED["fleet-overview.json"])
+    change(dash)
+    with pytest.raises(ValueError, match="not in the schema"):
+        GEN.check(json.dumps(dash))
+
+
+@pytest.mark.parametrize(
+    ("where", "change"),
+    [
+        ("the dashboard's tooltip", lambda d: d.update(graphTooltip=7)),
+        ("a stat panel's color mode", lambda d: d["panels"][0]["options"].update(colorMode="rainbow")),
+        ("a threshold mode", lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"].update(mode="abs")),
+        ("a draw style", lambda d: d["panels"][6]["fieldConfig"]["defaults"]["custom"].update(drawStyle="lines")),
+        ("a legend mode", lambda d: d["panels"][6]["options"]["legend"].update(displayMode="tabel")),
+    ],
+)
+def test_the_schema_check_refuses_a_value_its_enum_has_not(where, change):
+    """An enum field holds one of its members (from_json alone keeps any value)."""
+    dash = json.loads(RENDERED["fleet-overview.json"])
+    change(dash)
+    with pytest.raises(ValueError, match="is none of"):
+        GEN.check(json.dumps(dash))
