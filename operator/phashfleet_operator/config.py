@@ -27,7 +27,8 @@ class OperatorConfig:
     autoscaling: str = "operator"
     min_replicas: int = 0
     max_replicas: int = 10
-    batches_per_worker: int = 2
+    #: Queued messages per worker (the chart's autoscaling.batchesPerWorker, its default too; KEDA's listLength).
+    batches_per_worker: int = 4
     job_window: int = 16
     queue_per_worker: int = 4
     idle_cooldown_seconds: float = 30.0

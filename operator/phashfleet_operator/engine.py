@@ -27,7 +27,7 @@ from phashfleet.job.finish import finish_job, output_problem
 from phashfleet.job.spec import JobSpec, spec_default
 from phashfleet.job.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
 from phashfleet.logs import about
-from phashfleet.state import keys
+from phashfleet.state.store import SharedJobStore
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
 
@@ -72,7 +72,7 @@ class JobEngine:
 
     def __init__(
         self,
-        store,
+        store: SharedJobStore,
         send: Send,
         config: OperatorConfig,
         worker_count: Callable[[], int],
@@ -114,7 +114,11 @@ class JobEngine:
         with self._lock:
             waiting = [m.rank for jid, m in self.jobs.items() if m.waiting and jid != job_id]
         queued = self.store.queue_length()
-        capacity = max(2, workers * self.config.queue_per_worker)
+        # An autoscaler on the queue's length (ours or KEDA's) sees only what waits there: let the queue hold
+        # enough to ask for the largest fleet, or it could never scale past the workers it has.
+        cfg = self.config
+        scaling = cfg.max_replicas * cfg.batches_per_worker if cfg.autoscaling != "none" else 0
+        capacity = max(2, workers * cfg.queue_per_worker, scaling)
         return grant(memory.rank, waiting, queued, capacity)
 
     def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0) -> dict[str, Any]:
@@ -282,8 +286,8 @@ class JobEngine:
     def backlog(self) -> int:
         """Batches still to hash across every job with state in Redis."""
         total = 0
-        for raw in self.store.client.smembers(keys.jobs()):
-            snap = self.store.snapshot(raw.decode())
+        for job_id in self.store.job_ids():
+            snap = self.store.snapshot(job_id)
             batch = max(1, int((snap.settings or {}).get("batch_size", spec_default("batchSize"))))
             total += backlog_batches(snap, batch)
         return total

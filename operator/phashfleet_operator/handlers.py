@@ -15,13 +15,12 @@ from kubernetes.client.rest import ApiException
 
 from phashfleet import metrics
 from phashfleet.job.spec import SpecError, parse_spec
-from phashfleet.job.status import conditions, now_iso
+from phashfleet.job.status import failed_status, pending_status
 from phashfleet.logs import about
-from phashfleet.state import keys
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.kube import patch_status, post_event
-from phashfleet_operator.reconcile import TERMINAL_PHASES, desired_replicas, job_id, retry_delay
-from phashfleet_operator.runtime import RUNTIME
+from phashfleet_operator.reconcile import TERMINAL_PHASES, job_id, retry_delay
+from phashfleet_operator.runtime import Runtime
 
 GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
 log = logging.getLogger("phashfleet.operator")
@@ -71,7 +70,7 @@ def _timed(handler: str):
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_) -> None:
+def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
     """Keep kopf's bookkeeping in annotations (the status schema is strict) and be quiet in Events."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="phashfleet.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="phashfleet.io")
@@ -81,30 +80,24 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     # How long a silent peer (a killed replica) keeps the others paused before they take over.
     settings.peering.lifetime = int(os.environ.get("PHASHFLEET_PEERING_LIFETIME", "60"))
     # A namespaced operator's RBAC cannot list namespaces or CRDs cluster-wide; don't make kopf try.
-    settings.scanning.disabled = RUNTIME.namespaced
+    settings.scanning.disabled = memo.namespaced
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") not in TERMINAL_PHASES)
 @_timed("start")
-def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
+def start(spec, status, namespace, name, uid, body, patch, memo: Runtime, **_) -> None:
     """Validate what the schema cannot, create the job's Redis state and mark it Running."""
     try:
         job = parse_spec(dict(spec))
     except SpecError as exc:
-        patch.status.update(
-            {
-                "phase": "Failed",
-                "completionTime": now_iso(),
-                "conditions": conditions("Failed", "InvalidSpec", str(exc), status.get("conditions"), now_iso()),
-            }
-        )
+        patch.status.update(failed_status("InvalidSpec", str(exc), status))
         _emit(body)("Warning", "Failed", str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     if not status.get("phase"):
         _emit(body)("Normal", "Started", f"hashing with {job.algorithm}, hash size {job.hash_size}")
-        patch.status.update({"phase": "Pending", "startTime": now_iso()})
-    RUNTIME.engine.forget(job_id(namespace, name, uid))
+        patch.status.update(pending_status())
+    memo.engine.forget(job_id(namespace, name, uid))
 
 
 @kopf.timer(
@@ -117,7 +110,7 @@ def start(spec, status, namespace, name, uid, body, patch, **_) -> None:
     when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None),
 )
 @_timed("tick")
-def tick(spec, status, namespace, name, uid, body, meta, retry=0, **_) -> None:
+def tick(spec, status, namespace, name, uid, body, meta, memo: Runtime, retry=0, **_) -> None:
     """About once a second: hand out batches, fold counts, write status (only what changed).
 
     A source or Redis that cannot be reached, or an apiserver that refuses the write for now, retries
@@ -125,7 +118,7 @@ def tick(spec, status, namespace, name, uid, body, meta, retry=0, **_) -> None:
     """
     job = parse_spec(dict(spec))
     try:
-        new = RUNTIME.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body), retry=retry)
+        new = memo.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body), retry=retry)
     except Unavailable as exc:
         _write_status(status, exc.status, namespace, name, meta, retry)
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
@@ -150,12 +143,12 @@ def _write_status(status, new: dict[str, Any], namespace: str, name: str, meta, 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 @_timed("delete")
-def delete(namespace, name, uid, retry=0, **_) -> None:
+def delete(namespace, name, uid, memo: Runtime, retry=0, **_) -> None:
     """Stop the job's work: its state goes, so queued messages for it are dropped by workers."""
     jid = job_id(namespace, name, uid)
-    RUNTIME.engine.forget(jid, deleted=True)
+    memo.engine.forget(jid, deleted=True)
     try:
-        RUNTIME.store.delete(jid)
+        memo.store.delete(jid)
     except redis.RedisError as exc:
         raise kopf.TemporaryError(
             f"Redis cannot be reached to delete the job's state: {exc}", delay=retry_delay(retry)
@@ -165,33 +158,6 @@ def delete(namespace, name, uid, retry=0, **_) -> None:
 # A failing probe must answer /healthz at once: with kopf's default retry the request waits 60 s, so a
 # Redis name that resolves a second after install kept the operator's startup probe failing for a minute.
 @kopf.on.probe(id="redis", errors=kopf.ErrorsMode.PERMANENT)
-def redis_probe(**_) -> bool:
+def redis_probe(memo: Runtime, **_: Any) -> bool:
     """Liveness detail: can the operator reach Redis."""
-    return bool(RUNTIME.store.client.ping())
-
-
-def autoscale_once(state: dict[str, Any]) -> int | None:
-    """One autoscaler step: from the backlog to the worker Deployment's replicas; returns what it set."""
-    scale = RUNTIME.scale
-    current = scale.current() if scale else None
-    if current is None:
-        return None
-    spec_replicas, ready = current
-    metrics.WORKER_REPLICAS_CURRENT.set(ready)
-    cfg = RUNTIME.config
-    decision = desired_replicas(
-        RUNTIME.engine.backlog(),
-        current=spec_replicas,
-        per_worker=cfg.batches_per_worker,
-        minimum=cfg.min_replicas,
-        maximum=cfg.max_replicas,
-        idle_since=state.get("idle_since"),
-        now=time.monotonic(),
-        cooldown=cfg.idle_cooldown_seconds,
-    )
-    state["idle_since"] = decision.idle_since
-    metrics.WORKER_REPLICAS_DESIRED.set(decision.replicas)
-    metrics.QUEUE_BACKLOG.labels(keys.queue()).set(RUNTIME.store.queue_length())
-    if decision.replicas != spec_replicas:
-        scale.set(decision.replicas)
-    return decision.replicas
+    return bool(memo.redis.ping())

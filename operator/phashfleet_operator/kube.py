@@ -1,10 +1,11 @@
-"""The few Kubernetes API calls the operator makes itself (kopf does the rest): worker scale."""
+"""The few Kubernetes API calls the operator makes itself (kopf does the rest): worker scale, peers, status."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
@@ -83,6 +84,26 @@ class WorkerScale:
         self.apps.patch_namespaced_deployment_scale(
             self.name, self.namespace, {"spec": {"replicas": replicas}}, _request_timeout=REQUEST_TIMEOUT
         )
+
+
+def read_peers(peering: str, namespace: str | None) -> dict[str, Any]:
+    """The status of kopf's peering object (identity -> priority, lifetime, lastseen): the KopfPeering in
+    `namespace`, or the ClusterKopfPeering for a cluster-wide operator; empty when it is missing."""
+    api = client.CustomObjectsApi()
+    try:
+        if namespace is None:
+            body = api.get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", peering, _request_timeout=REQUEST_TIMEOUT
+            )
+        else:
+            body = api.get_namespaced_custom_object(
+                "kopf.dev", "v1", namespace, "kopfpeerings", peering, _request_timeout=REQUEST_TIMEOUT
+            )
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return dict(body.get("status") or {})
 
 
 def patch_status(group: str, version: str, plural: str, namespace: str, name: str, changes: dict) -> bool:

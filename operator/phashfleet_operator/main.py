@@ -1,4 +1,4 @@
-"""Start the operator: metrics server, Redis store, job engine, autoscaler thread, then kopf."""
+"""Start the operator: metrics server, Redis store, job engine, autoscaler, then kopf with them as its memo."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from phashfleet import metrics
 from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.worker.actor import send_batch
 from phashfleet.worker.broker import RedisNotConfigured, make_broker
-from phashfleet_operator import handlers, preflight  # handlers: registers the kopf handlers
+from phashfleet_operator import handlers, preflight  # noqa: F401 - handlers: imported to register the kopf handlers
+from phashfleet_operator.autoscaler import Autoscaler, Leadership, operator_identity
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine
-from phashfleet_operator.kube import WorkerScale, load_config
-from phashfleet_operator.runtime import RUNTIME
+from phashfleet_operator.kube import WorkerScale, load_config, read_peers
+from phashfleet_operator.runtime import Runtime
 
 log = logging.getLogger("phashfleet.operator")
 
@@ -37,20 +38,17 @@ class _QuietTimers(logging.Filter):
         return True
 
 
-def _housekeeping(stop: threading.Event, redis_up: bool) -> None:
+def _housekeeping(stop: threading.Event, runtime: Runtime, redis_up: bool) -> None:
     """Every second: check Redis (the RedisDown alert's gauge, and a log line when it comes or goes) and,
-    in operator mode, autoscale."""
-    state: dict = {}
-    watch = preflight.RedisWatch(RUNTIME.store.client, up=redis_up)
+    in operator mode, take an autoscaler step (which does nothing outside the peering leader)."""
+    watch = preflight.RedisWatch(runtime.redis, up=redis_up)
     while not stop.wait(1.0):
         up = watch.check()
         metrics.REDIS_UP.set(1 if up else 0)
-        if not up:
-            continue
-        if RUNTIME.scale is None:
+        if not up or runtime.autoscaler is None:
             continue
         try:
-            handlers.autoscale_once(state)
+            runtime.autoscaler.step()
         except Exception as exc:  # noqa: BLE001 - the next second tries again; errors are counted
             metrics.RECONCILE_ERRORS.labels("autoscale").inc()
             log.warning("autoscaler step failed: %s", exc)
@@ -81,18 +79,27 @@ def run(
     worker_ns = config.worker_namespace or namespace or os.environ.get("POD_NAMESPACE") or "default"
     # The fleet's size is read in every mode (the dispatcher plans for it); only the operator mode sets it.
     workers = WorkerScale(config.worker_deployment, worker_ns)
-    scale = workers if config.autoscaling == "operator" else None
-    RUNTIME.store, RUNTIME.config, RUNTIME.scale = store, config, scale
-    RUNTIME.namespaced = namespace is not None
-    RUNTIME.engine = JobEngine(
+    engine = JobEngine(
         store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size, ready_workers=workers.ready
     )
+    identity = operator_identity()
+    leadership = Leadership(
+        identity, priority, read_peers=(lambda: read_peers(peering, namespace)) if peering is not None else None
+    )
+    autoscaler = (
+        Autoscaler(workers, store, config, leadership, work_left=engine.backlog)
+        if config.autoscaling == "operator"
+        else None
+    )
+    runtime = Runtime(store, engine, config, broker.client, autoscaler, namespaced=namespace is not None)
     start_http_server(metrics_port)
     redis_up = preflight.warn_at_startup(config, workers, store.client)
     stop = threading.Event()
-    threading.Thread(target=_housekeeping, args=(stop, redis_up), name="housekeeping", daemon=True).start()
+    threading.Thread(target=_housekeeping, args=(stop, runtime, redis_up), name="housekeeping", daemon=True).start()
     try:
         kopf.run(
+            memo=runtime,
+            identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
             standalone=peering is None,
             peering_name=peering,
             priority=priority,

@@ -42,8 +42,9 @@ class ScaleDecision:
 
 
 def desired_replicas(
-    backlog: int,
+    queued: int,
     *,
+    working: bool = False,
     current: int,
     per_worker: int,
     minimum: int,
@@ -52,11 +53,14 @@ def desired_replicas(
     now: float,
     cooldown: float,
 ) -> ScaleDecision:
-    """Workers for `backlog` batches: between min and max, never 0 while work remains, 0 only after
-    `cooldown` seconds idle."""
-    if backlog > 0:
-        wanted = math.ceil(backlog / max(1, per_worker))
+    """Workers for `queued` messages waiting in the queue, `per_worker` each (as KEDA's listLength counts
+    them): between min and max, never 0 while work remains; with nothing queued but batches still out
+    (`working`) the fleet is kept; it goes to min only after `cooldown` seconds with no work at all."""
+    if queued > 0:
+        wanted = math.ceil(queued / max(1, per_worker))
         return ScaleDecision(max(1, minimum, min(maximum, wanted)), None)
+    if working:
+        return ScaleDecision(max(1, minimum, current), None)
     idle_since = now if idle_since is None else idle_since
     if now - idle_since >= cooldown:
         return ScaleDecision(minimum, idle_since)

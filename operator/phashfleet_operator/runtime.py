@@ -1,20 +1,30 @@
-"""The operator's process-wide parts (store, engine, scaler), set once by `main.run` before kopf starts."""
+"""What the operator's handlers work with, built once by `main.run` and handed to kopf as its memo.
+
+kopf passes it to every handler as `memo` (a shallow copy per PhashJob, so all share one engine):
+`handlers.tick` -> `memo.engine` (a JobEngine) -> `JobEngine.tick`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+import redis
+
+from phashfleet.state.store import SharedJobStore
+from phashfleet_operator.autoscaler import Autoscaler
+from phashfleet_operator.config import OperatorConfig
+from phashfleet_operator.engine import JobEngine
 
 
 @dataclass
 class Runtime:
-    """Holder the handlers read; empty until the operator starts."""
+    """The store, the job engine, the autoscaler (None unless autoscaling=operator) and the settings."""
 
-    store: Any = None
-    engine: Any = None
-    config: Any = None
-    scale: Any = None
+    store: SharedJobStore
+    engine: JobEngine
+    config: OperatorConfig
+    #: The Redis connection the store uses, for the liveness probe and the Redis watch.
+    redis: redis.Redis
+    autoscaler: Autoscaler | None = None
+    #: The operator serves one namespace (its RBAC cannot list namespaces or CRDs cluster-wide).
     namespaced: bool = False
-
-
-RUNTIME = Runtime()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
 import kopf
 import pytest
 from kubernetes.client.rest import ApiException
@@ -13,7 +16,7 @@ from phashfleet.job.spec import parse_spec
 from phashfleet_operator import handlers
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.reconcile import no_workers_since, retry_delay
-from phashfleet_operator.runtime import RUNTIME
+from phashfleet_operator.runtime import Runtime
 
 
 def test_retry_delay_doubles_up_to_thirty_seconds():
@@ -60,8 +63,9 @@ class _Engine:
         return dict(self.status)
 
 
-def _tick(retry: int = 0):
+def _tick(engine: _Engine, retry: int = 0):
     handlers.tick(
+        memo=cast(Runtime, SimpleNamespace(engine=engine)),
         spec={"source": {"uri": "/d"}},
         status={"phase": "Running"},
         namespace="ns",
@@ -80,10 +84,10 @@ def test_tick_turns_an_unavailable_source_into_a_temporary_error_and_writes_why(
         "phase": "Running",
         "conditions": [{"type": "Progressing", "status": "True", "reason": "SourceUnavailable", "message": "503"}],
     }
-    monkeypatch.setattr(RUNTIME, "engine", _Engine(Unavailable("the source cannot be listed", reason, 4.0)))
+    engine = _Engine(Unavailable("the source cannot be listed", reason, 4.0))
     with pytest.raises(kopf.TemporaryError) as info:
-        _tick(retry=2)
-    assert info.value.delay == 4.0 and RUNTIME.engine.retries == [2]
+        _tick(engine, retry=2)
+    assert info.value.delay == 4.0 and engine.retries == [2]
     assert written and written[0]["conditions"][0]["reason"] == "SourceUnavailable"
 
 
@@ -93,9 +97,8 @@ def test_an_apiserver_that_cannot_take_the_status_now_is_retried_with_backoff(mo
         raise error
 
     monkeypatch.setattr(handlers, "patch_status", refuse)
-    monkeypatch.setattr(RUNTIME, "engine", _Engine(status={"phase": "Running", "total": 3}))
     with pytest.raises(kopf.TemporaryError) as info:
-        _tick(retry=3)
+        _tick(_Engine(status={"phase": "Running", "total": 3}), retry=3)
     assert info.value.delay == 8
 
 
@@ -104,6 +107,5 @@ def test_a_permanent_apiserver_refusal_is_not_dressed_up_as_temporary(monkeypatc
         raise ApiException(status=422, reason="Invalid")
 
     monkeypatch.setattr(handlers, "patch_status", refuse)
-    monkeypatch.setattr(RUNTIME, "engine", _Engine(status={"phase": "Running", "total": 3}))
     with pytest.raises(ApiException):
-        _tick()
+        _tick(_Engine(status={"phase": "Running", "total": 3}))

@@ -147,6 +147,10 @@ class RedisJobStore:
         """The first (at most keys.MAX_FAILURES) failed records."""
         return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, keys.MAX_FAILURES - 1)]
 
+    def job_ids(self) -> list[str]:
+        """Jobs with state that have not ended (an expiring one has left the set)."""
+        return sorted(raw.decode() for raw in self.client.smembers(keys.jobs()))
+
     def queue_length(self, queue: str | None = None) -> int:
         """Messages waiting in a Dramatiq queue, this process's by default (not counting ones a worker holds)."""
         return int(self.client.llen(keys.dramatiq_queue(queue)))

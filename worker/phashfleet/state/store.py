@@ -100,10 +100,14 @@ class JobStore(Protocol):
 
 
 class SharedJobStore(JobStore, Protocol):
-    """A store other processes share through a broker (Redis): what the operator's engine needs besides."""
+    """A store other processes share through a broker (Redis): what the operator needs besides."""
 
     def expire(self, job_id: str, seconds: int) -> None:
         """Let a finished job's state go after `seconds`; it stops counting as a job at once."""
+        ...
+
+    def job_ids(self) -> list[str]:
+        """Jobs with state that have not ended (expire takes a job out at once)."""
         ...
 
     def queue_length(self, queue: str | None = None) -> int:
