@@ -29,7 +29,10 @@ RATE_INTERVAL = "1m"
 class Prometheus(ManagedProcess):
     """prometheus scraping fixed loopback targets every second, with the chart's alert rules loaded."""
 
-    def __init__(self, workdir: Path, targets: dict[str, str], rules: dict) -> None:
+    def __init__(
+        self, workdir: Path, targets: dict[str, str], rules: dict, scrape: dict[str, dict[str, object]] | None = None
+    ) -> None:
+        """Scrape each {job name: host:port} of `targets`; `scrape` adds or replaces keys of a job's scrape config."""
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "rules.yaml").write_text(yaml.safe_dump(rules))
@@ -38,7 +41,8 @@ class Prometheus(ManagedProcess):
             "rule_files": [str(workdir / "rules.yaml")],
             # No honor_labels, as the chart's monitors: a fleet label named `job` would become exported_job.
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
+                {"job_name": job, "static_configs": [{"targets": [target]}], **(scrape or {}).get(job, {})}
+                for job, target in targets.items()
             ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
