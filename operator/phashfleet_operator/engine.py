@@ -25,7 +25,16 @@ from phashfleet.job.dispatch import (
 )
 from phashfleet.job.finish import finish_job, output_problem
 from phashfleet.job.spec import JobSpec, spec_default
-from phashfleet.job.status import RateMeter, conditions, failed_status, job_status, now_iso, spec_outcome
+from phashfleet.job.status import (
+    ACTIVE,
+    PHASES,
+    RateMeter,
+    failed_status,
+    job_status,
+    now_iso,
+    spec_outcome,
+    waiting_status,
+)
 from phashfleet.logs import about
 from phashfleet.state.store import SharedJobStore
 from phashfleet_operator.config import OperatorConfig
@@ -151,16 +160,14 @@ class JobEngine:
         if memory.unavailable != reason:
             emit("Warning", reason, message)
             memory.unavailable = reason
-        phase = status.get("phase") if status.get("phase") in ("Running", "Suspended") else "Pending"
-        new = {"phase": phase, "conditions": conditions(phase, reason, message, status.get("conditions"), now_iso())}
-        return Unavailable(message, new, delay)
+        return Unavailable(message, waiting_status(reason, message, status), delay)
 
     def _advance(
         self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory
     ) -> dict[str, Any]:
         previous_phase = status.get("phase")
         exists = self.store.snapshot(job_id).exists
-        if previous_phase in ("Running", "Suspended") and not exists:
+        if previous_phase in ACTIVE and not exists:
             emit("Warning", "StateLost", "Redis lost this job's state; hashing it again from the start")
         if not exists and (problem := output_problem(spec, self.config.output_roots or None)):
             return self.failed(status, "OutputFailed", problem, emit)
@@ -211,7 +218,6 @@ class JobEngine:
                     extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
                 except (OutputError, OSError) as exc:
                     return self.failed(status, "OutputFailed", f"spec.output.uri: {exc}", emit)
-            extra["completionTime"] = now_iso()
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
             log.info(
@@ -295,7 +301,7 @@ class JobEngine:
     def _export(self, job_id: str, snap, phase: str) -> None:
         with self._lock:
             self.phases[job_id] = phase
-            by_phase = dict.fromkeys(("Pending", "Running", "Suspended", "Succeeded", "Failed"), 0)
+            by_phase = dict.fromkeys(PHASES, 0)
             for known in self.phases.values():
                 by_phase[known] += 1
         for known, count in by_phase.items():

@@ -77,8 +77,6 @@ def _final_status(
     snap = store.snapshot(job_id)
     phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
     extra = {"startTime": started}
-    if phase in ENDED:
-        extra["completionTime"] = now_iso()
     if snap.finished:  # a job that failed early writes no partial output
         extra.update(finish_job(store, job_id, spec, output_roots))
     return job_status(
@@ -269,7 +267,7 @@ def _drive(
                 message=str(exc),
                 rate=meter.update(snap.done_files),
                 failures=store.failures(job_id),
-                extra={"startTime": started, "completionTime": now_iso()},
+                extra={"startTime": started},
             )
         )
     finally:

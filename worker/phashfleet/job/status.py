@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phashfleet.files.schemes import is_s3
-from phashfleet.job.spec import JobSpec
+from phashfleet.job.spec import JobSpec, schema_of
 from phashfleet.state.keys import MAX_FAILURES
 from phashfleet.state.store import JobSnapshot
 
@@ -23,8 +23,12 @@ PHASE_CONDITION = {
     "Failed": "Failed",
 }
 CONDITION_TYPES = ("Progressing", "Suspended", "Complete", "Failed")
+#: Every phase, in the CRD's order (its status.phase enum).
+PHASES: tuple[str, ...] = tuple(schema_of("status.phase")["enum"])
 #: Phases a job never leaves.
 ENDED = ("Succeeded", "Failed")
+#: Phases of a job that has state in Redis and is hashing, or paused by spec.suspend.
+ACTIVE = ("Running", "Suspended")
 
 
 def now_iso() -> str:
@@ -163,6 +167,18 @@ def spec_outcome(snap: JobSnapshot, spec: JobSpec, failures: Sequence[dict]) -> 
     )
 
 
+def pending_status() -> dict[str, Any]:
+    """The status of a job just accepted: Pending since now (its first tick adds the counts and conditions)."""
+    return {"phase": "Pending", "startTime": now_iso()}
+
+
+def waiting_status(reason: str, message: str, previous: dict[str, Any]) -> dict[str, Any]:
+    """A job that cannot go on for now (its source or Redis is unreachable): the phase it had if it was active,
+    else Pending, with a Progressing condition that says why (the counts stay as they were)."""
+    phase = previous.get("phase") if previous.get("phase") in ACTIVE else "Pending"
+    return {"phase": phase, "conditions": conditions(phase, reason, message, previous.get("conditions"), now_iso())}
+
+
 def failed_status(reason: str, message: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """A terminal Failed status for a job that stopped before (or instead of) hashing: reason and message say why."""
     at = now_iso()
@@ -208,8 +224,10 @@ def job_status(
     previous: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole status object for a job (the caller adds startTime, outputUri and the like via `extra`)."""
+    """The whole status object for a job: counts, progress, rate, failures, conditions, and completionTime once
+    `phase` has ended (the caller adds startTime, outputUri and the like via `extra`)."""
     previous = previous or {}
+    at = now_iso()
     total = snap.done_files if snap.finished else max(snap.total, snap.done_files)
     status = {
         "phase": phase,
@@ -220,7 +238,9 @@ def job_status(
         "progress": progress_text(snap.done_files, total),
         "rate": f"{rate:.1f}",
         "failures": [{"path": f.get("path"), "reason": f.get("reason")} for f in failures[:MAX_FAILURES]],
-        "conditions": conditions(phase, reason, message, previous.get("conditions"), now_iso()),
+        "conditions": conditions(phase, reason, message, previous.get("conditions"), at),
     }
+    if phase in ENDED:
+        status["completionTime"] = at
     status.update(extra or {})
     return status
