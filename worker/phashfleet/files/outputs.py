@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, local_path
 from phashfleet.files.schemes import is_http
-from phashfleet.job.spec import spec_enum
+from phashfleet.job.spec import spec_default, spec_enum
 from phashfleet.results import FIELDS, dumps
 
 if TYPE_CHECKING:  # the optional parquet extra, imported when a parquet output is asked for
@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # the optional parquet extra, imported when a parquet output 
 COLUMNS = (*FIELDS, "group")
 #: The CRD's spec.output.format enum, each with a writer and a reader below.
 FORMATS: tuple[str, ...] = spec_enum("output.format")
+#: A PhashJob's spec.output.format when it names none.
+DEFAULT_FORMAT: str = spec_default("output.format")
 #: Rows per parquet row group: the most records held in memory at once.
 ROW_GROUP_SIZE = 10_000
 _INT_COLUMNS = ("hash_size", "bytes", "width", "height", "group")
@@ -51,7 +53,7 @@ class OutputOutsideRootsError(OutputError, OutsideRootsError):
 def write_records(
     records: Iterable[Mapping[str, Any]],
     uri: str,
-    fmt: str = "jsonl",
+    fmt: str = DEFAULT_FORMAT,
     allowed_roots: Sequence[str] | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
@@ -78,7 +80,7 @@ def write_records(
 
 def check_writable(
     uri: str,
-    fmt: str = "jsonl",
+    fmt: str = DEFAULT_FORMAT,
     allowed_roots: Sequence[str] | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
@@ -124,7 +126,7 @@ def _write_remote_probe(uri: str, storage_options: Mapping[str, Any] | None) -> 
 
 
 def read_records(
-    uri: str, fmt: str = "jsonl", *, storage_options: Mapping[str, Any] | None = None
+    uri: str, fmt: str = DEFAULT_FORMAT, *, storage_options: Mapping[str, Any] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield the records of an output file one by one (csv/parquet give COLUMNS, typed back)."""
     reader = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}.get(fmt)
