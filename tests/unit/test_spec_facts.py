@@ -25,6 +25,7 @@ from phashfleet.job.spec import (
     spec_enum,
     whash_sizes,
 )
+from phashfleet.state.keys import MAX_FAILURES
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = schema_of("spec")
@@ -198,3 +199,10 @@ def test_a_design_table_that_drifted_from_the_crd_is_caught():
         "batchSize: bounds '1-10000', the CRD's are '1-1000'",
         "maxRetries: default '5', the CRD's is '3'",
     ]
+
+
+def test_the_design_doc_quotes_the_failure_cap_and_the_remote_schemes():
+    text = " ".join((ROOT / "docs" / "design.md").read_text().split())
+    assert f"| `failures` | the first {MAX_FAILURES} failed files" in text
+    *most, last = (f"`{s}`" for s in schemes.REMOTE)
+    assert f"Besides local files only {', '.join(most)} and {last} URLs are opened" in text
