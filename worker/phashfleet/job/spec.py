@@ -88,7 +88,8 @@ def manifest_schema() -> dict[str, Any]:
     """The PhashJob openAPIV3Schema from the CRD: the one source of the spec's fields, defaults and bounds."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's is 7x faster; hashing processes read it too
     (version,) = yaml.load(_crd_path().read_text(), Loader=loader)["spec"]["versions"]
-    return version["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def schema_of(path: str) -> dict[str, Any]:

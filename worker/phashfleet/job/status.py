@@ -175,7 +175,8 @@ def pending_status() -> dict[str, Any]:
 def waiting_status(reason: str, message: str, previous: dict[str, Any]) -> dict[str, Any]:
     """A job that cannot go on for now (its source or Redis is unreachable): the phase it had if it was active,
     else Pending, with a Progressing condition that says why (the counts stay as they were)."""
-    phase = previous.get("phase") if previous.get("phase") in ACTIVE else "Pending"
+    held = previous.get("phase")
+    phase = held if isinstance(held, str) and held in ACTIVE else "Pending"
     return {"phase": phase, "conditions": conditions(phase, reason, message, previous.get("conditions"), now_iso())}
 
 
