@@ -345,9 +345,7 @@ def fleet_overview() -> dash.Dashboard:
 def per_job() -> dash.Dashboard:
     """Progress, rate, ETA and failed/skipped files of one PhashJob (variables namespace and phashjob)."""
     sel = 'namespace="$namespace", phashjob="$phashjob"'
-    # Workers label their series with the job's "<namespace>.<name>"; the operator uses namespace + phashjob.
-    wsel = 'phashjob="$namespace.$phashjob"'
-    files = f"phashfleet_files_processed_total{{{wsel}}}"
+    files = f"phashfleet_files_processed_total{{{sel}}}"
     rate = f"sum(rate({files}[{RATE}]))"
     remaining = (
         f'max(phashfleet_job_files{{{sel}, state="total"}})'
@@ -407,7 +405,7 @@ def per_job() -> dash.Dashboard:
             "Failed and skipped by reason",
             [
                 (
-                    f"sum by (result, reason) (increase(phashfleet_file_failures_total{{{wsel}}}[{RATE}]))",
+                    f"sum by (result, reason) (increase(phashfleet_file_failures_total{{{sel}}}[{RATE}]))",
                     "{{result}}: {{reason}}",
                 )
             ],
@@ -425,7 +423,7 @@ def per_job() -> dash.Dashboard:
         timeseries_panel(
             12,
             "Bytes read",
-            [(f"sum(rate(phashfleet_bytes_read_total{{{wsel}}}[{RATE}]))", "read")],
+            [(f"sum(rate(phashfleet_bytes_read_total{{{sel}}}[{RATE}]))", "read")],
             "Bps",
             "Source bytes of this job read per second.",
         ),

@@ -60,8 +60,9 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
         files = fleet["truth"]["files"]
         wait_for(
             lambda: (
-                value(prom, 'max(phashfleet_job_progress_ratio{phashjob="photos"})') == 1.0
-                and value(prom, f'sum(phashfleet_files_processed_total{{phashjob="{namespace}.photos"}})') == files
+                value(prom, f'max(phashfleet_job_progress_ratio{{namespace="{namespace}", phashjob="photos"}})') == 1.0
+                and value(prom, f'sum(phashfleet_files_processed_total{{namespace="{namespace}", phashjob="photos"}})')
+                == files
             ),
             timeout=60,
             what="the operator's progress 1.0 and the workers' final counts scraped",
@@ -72,7 +73,7 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
                 (
                     value(
                         prom,
-                        f'min(count_over_time(phashfleet_files_processed_total{{phashjob="{namespace}.photos"}}[1m]))',
+                        f'min(count_over_time(phashfleet_files_processed_total{{namespace="{namespace}", phashjob="photos"}}[1m]))',
                     )
                     or 0
                 )
@@ -95,9 +96,9 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
                 empty.append(f"{dashboard} / {title}: {expr}")
         assert empty == [], "panels with no data during a job:\n" + "\n".join(empty)
 
-        for variable_query in ("phashfleet_job_progress_ratio",):
+        for variable_query in ("phashfleet_job_progress_ratio", "phashfleet_files_processed_total"):
             labels = {(s["namespace"], s["phashjob"]) for s in prom.api("series", **{"match[]": variable_query})}
-            assert (namespace, "photos") in labels, "the job dashboard's namespace/phashjob variables would be empty"
+            assert (namespace, "photos") in labels, f"{variable_query} lacks the job's namespace/phashjob labels"
 
         groups = prom.api("rules")["groups"]
         rules = {r["name"]: r for g in groups for r in g["rules"]}

@@ -121,9 +121,11 @@ def test_job_dashboard_has_a_job_variable_and_its_panels():
     assert {"Progress", "Rate", "ETA", "Failed", "Skipped"} <= titles
     for p in dash["panels"]:
         for t in p["targets"]:
-            assert 'phashjob="$phashjob"' in t["expr"] or 'phashjob="$namespace.$phashjob"' in t["expr"], (
-                f"{p['title']} ignores the phashjob variable"
-            )
+            # Every series of a job, a worker's or the operator's, carries namespace and phashjob (its name).
+            selectors = re.findall(r"phashfleet_\w+\{([^}]*)\}", t["expr"])
+            assert selectors, f"{p['title']}: {t['expr']}"
+            for sel in selectors:
+                assert sel.startswith('namespace="$namespace", phashjob="$phashjob"'), f"{p['title']}: {t['expr']}"
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))

@@ -1,9 +1,10 @@
 """Every `phashfleet_` Prometheus metric, defined once; names and labels are part of the API.
 
-Labels stay low-cardinality: a PhashJob's name in `phashjob` (workers: "<namespace>.<name>"; the
-operator: separate `namespace` and `phashjob` labels; never `job`, which is Prometheus's own target
-label, so no scrape needs honor_labels), an algorithm, a result, a reason *code* (the part of a
-record's reason before the first colon), a queue, a handler, a phase. Never a file path.
+Labels stay low-cardinality: a PhashJob by its `namespace` and its name in `phashjob` (workers and
+operator alike, both split from the job id by `phashfleet.state.keys.job_ref`; never `job`, which is
+Prometheus's own target label, so no scrape needs honor_labels), an algorithm, a result, a reason
+*code* (the part of a record's reason before the first colon), a queue, a handler, a phase. Never a
+file path.
 
 Worker processes run under prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, an
 emptyDir in the chart) so the counters of several processes add up on one /metrics endpoint.
@@ -18,12 +19,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 FILES_PROCESSED = Counter(
     "phashfleet_files_processed_total",
     "Files processed, by job, algorithm and result (ok, failed, skipped); counted once per file.",
-    ["phashjob", "algorithm", "result"],
+    ["namespace", "phashjob", "algorithm", "result"],
 )
 FILE_FAILURES = Counter(
     "phashfleet_file_failures_total",
     "Files that failed or were skipped, by job and reason code (timeout, decode_error, ...).",
-    ["phashjob", "result", "reason"],
+    ["namespace", "phashjob", "result", "reason"],
 )
 HASH_DURATION = Histogram(
     "phashfleet_hash_duration_seconds",
@@ -33,8 +34,8 @@ HASH_DURATION = Histogram(
 )
 BYTES_READ = Counter(
     "phashfleet_bytes_read_total",
-    "Bytes of source files read by workers.",
-    ["phashjob"],
+    "Bytes of source files read by workers, by job.",
+    ["namespace", "phashjob"],
 )
 #: Every `outcome` of phashfleet_batches_processed_total with what it means (its help text); count_batch takes only these.
 BATCH_OUTCOMES = {

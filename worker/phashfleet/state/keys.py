@@ -68,6 +68,20 @@ def job(job_id: str, part: str) -> str:
     return f"{prefix()}:job:{job_id}:{part}"
 
 
+def job_ref(job_id: str) -> tuple[str, str]:
+    """The PhashJob (namespace, name) a job id "<namespace>.<name>.<uid[:8]>" names.
+
+    Ids are built by phashfleet_operator.reconcile.job_id (`phashfleet run`: namespace "local"). A
+    namespace and the uid part have no dot; a PhashJob's name may have some. Metrics label a job with
+    these two (`namespace`, `phashjob`), logs name it with them.
+    """
+    namespace, _, rest = job_id.partition(".")
+    name, _, uid = rest.rpartition(".")
+    if not (namespace and name and uid):
+        raise ValueError(f"job id {job_id!r} is not <namespace>.<name>.<uid>")
+    return namespace, name
+
+
 def batch(job_id: str, batch_id: int) -> str:
     """The key holding one handed-out batch's file references."""
     return f"{prefix()}:job:{job_id}:batch:{batch_id}"

@@ -76,8 +76,8 @@ class BatchHasher:
             metrics.count_batch("dropped")
             return "dropped: batch already done"
         hash_settings = Settings.from_job(settings, self.allowed_roots)
-        job_label = job_id.rsplit(".", 1)[0]
-        self._init_series(job_label, settings["algorithm"])
+        job = keys.job_ref(job_id)
+        self._init_series(job, settings["algorithm"])
         pending: list[dict[str, Any]] = []
         last_flush = last_file = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
@@ -87,7 +87,7 @@ class BatchHasher:
                 now = time.monotonic()
                 metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
                 last_file = now
-                self._observe(job_label, settings["algorithm"], record)
+                self._observe(job, settings["algorithm"], record)
                 if record["status"] == "failed":
                     log.warning("failed %s: %s", record["path"], record["reason"])
                 pending.append(record)
@@ -126,28 +126,28 @@ class BatchHasher:
         if self.store.record(job_id, batch_id, records, finish=True) < 0:
             metrics.count_batch("dropped")
             return "dropped: job state disappeared"
-        job_label = job_id.rsplit(".", 1)[0]
-        self._init_series(job_label, settings["algorithm"])
+        job = keys.job_ref(job_id)
+        self._init_series(job, settings["algorithm"])
         for record in records:
-            self._observe(job_label, settings["algorithm"], record)
+            self._observe(job, settings["algorithm"], record)
             log.warning("failed %s: %s", record["path"], reason)
         metrics.count_batch("failed")
         return f"failed: {len(records)} files without a record after the last retry ({reason})"
 
     @staticmethod
-    def _init_series(job: str, algorithm: str) -> None:
+    def _init_series(job: tuple[str, str], algorithm: str) -> None:
         """Create the job's counters at 0 before any file counts, so rate() sees their first increase."""
         for result in ("ok", "failed", "skipped"):
-            metrics.FILES_PROCESSED.labels(job, algorithm, result)
-        metrics.BYTES_READ.labels(job)
+            metrics.FILES_PROCESSED.labels(*job, algorithm, result)
+        metrics.BYTES_READ.labels(*job)
 
     @staticmethod
-    def _observe(job: str, algorithm: str, record: dict[str, Any]) -> None:
-        metrics.FILES_PROCESSED.labels(job, algorithm, record["status"]).inc()
+    def _observe(job: tuple[str, str], algorithm: str, record: dict[str, Any]) -> None:
+        metrics.FILES_PROCESSED.labels(*job, algorithm, record["status"]).inc()
         if record["status"] != "ok":
-            metrics.FILE_FAILURES.labels(job, record["status"], metrics.reason_code(record.get("reason"))).inc()
+            metrics.FILE_FAILURES.labels(*job, record["status"], metrics.reason_code(record.get("reason"))).inc()
         if record.get("bytes"):
-            metrics.BYTES_READ.labels(job).inc(record["bytes"])
+            metrics.BYTES_READ.labels(*job).inc(record["bytes"])
 
 
 def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
