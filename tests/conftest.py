@@ -23,6 +23,7 @@ from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
+CRONJOB_CRD_FILE = ROOT / "crds" / "phashcronjobs.phashfleet.io.yaml"
 
 
 def require_tool(name: str) -> Path:
@@ -59,13 +60,19 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(workdir) -> ControlPlane:
-    """etcd + kube-apiserver (TLS, RBAC) with the PhashJob CRD installed and established."""
+    """etcd + kube-apiserver (TLS, RBAC) with the PhashJob and PhashCronJob CRDs installed and established."""
     for name in ("etcd", "kube-apiserver", "kubectl"):
         require_tool(name)
     plane = ControlPlane(workdir / "cluster").start()
     try:
-        plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/phashjobs.phashfleet.io")
+        plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE), "-f", str(CRONJOB_CRD_FILE))
+        plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/phashjobs.phashfleet.io",
+            "crd/phashcronjobs.phashfleet.io",
+        )
         yield plane
     finally:
         plane.stop()

@@ -1,7 +1,8 @@
-"""kopf handlers for PhashJobs: thin, each a few lines around the job engine."""
+"""kopf handlers for PhashJobs and PhashCronJobs: thin, each a few lines around the job engine or the scheduler."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
@@ -17,12 +18,16 @@ from phashfleet import metrics
 from phashfleet.job.spec import SpecError, parse_spec
 from phashfleet.job.status import failed_status, pending_status
 from phashfleet.logs import about
+from phashfleet_operator import scheduler
+from phashfleet_operator.cronjobs import ScheduleError
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.kube import patch_status, post_event
 from phashfleet_operator.reconcile import TERMINAL_PHASES, job_id, retry_delay
 from phashfleet_operator.runtime import Runtime
 
 GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
+#: Seconds between two looks at a PhashCronJob: how late after its schedule time a run may be created.
+CRON_INTERVAL = 5.0
 log = logging.getLogger("phashfleet.operator")
 #: apiserver answers worth retrying: conflict, too many requests, and its own failures.
 TRANSIENT_API_STATUSES = (409, 429, 500, 502, 503, 504)
@@ -125,11 +130,14 @@ def tick(spec, status, namespace, name, uid, body, meta, memo: Runtime, retry=0,
     _write_status(status, new, namespace, name, meta, retry)
 
 
-def _write_status(status, new: dict[str, Any], namespace: str, name: str, meta, retry: int) -> None:
-    new["observedGeneration"] = meta.get("generation")
+def _write_status(
+    status, new: dict[str, Any], namespace: str, name: str, meta, retry: int, plural: str = PLURAL
+) -> None:
+    if meta is not None:
+        new["observedGeneration"] = meta.get("generation")
     changed = {k: v for k, v in new.items() if status.get(k) != v}
     try:
-        if changed and patch_status(GROUP, VERSION, PLURAL, namespace, name, changed):
+        if changed and patch_status(GROUP, VERSION, plural, namespace, name, changed) and plural == PLURAL:
             metrics.STATUS_WRITES.labels(namespace, name).inc()
     except ApiException as exc:
         if exc.status not in TRANSIENT_API_STATUSES:
@@ -153,6 +161,28 @@ def delete(namespace, name, uid, memo: Runtime, retry=0, **_) -> None:
         raise kopf.TemporaryError(
             f"Redis cannot be reached to delete the job's state: {exc}", delay=retry_delay(retry)
         ) from exc
+
+
+@kopf.timer(GROUP, VERSION, scheduler.CRONJOBS, interval=CRON_INTERVAL, initial_delay=0.5, backoff=CRON_INTERVAL)
+@_timed("cron")
+def cron(
+    body: kopf.Body, status: kopf.Status, namespace: str, name: str, memo: Runtime, retry: int = 0, **_: Any
+) -> None:
+    """Every few seconds: start the PhashCronJob's due run, delete replaced and old runs, write its status."""
+    emit = _emit(body)
+
+    def once(kind: str, reason: str, message: str) -> None:
+        # A decision that holds (Forbid waiting, a bad schedule) is re-made every tick: say it once.
+        if memo.cron_said != (reason, message):
+            memo.cron_said = (reason, message)
+            emit(kind, reason, message)
+
+    try:
+        new = scheduler.step(body, dt.datetime.now(dt.UTC), once)
+    except ScheduleError as exc:
+        once("Warning", "UnknownTimeZone" if str(exc).startswith("spec.timeZone") else "InvalidSchedule", str(exc))
+        return
+    _write_status(status, new, namespace, name, None, retry, plural=scheduler.CRONJOBS)
 
 
 # A failing probe must answer /healthz at once: with kopf's default retry the request waits 60 s, so a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
@@ -157,3 +157,46 @@ def post_event(body, kind: str, reason: str, message: str) -> None:
         reporting_component="phash-fleet-operator",
     )
     client.CoreV1Api().create_namespaced_event(meta["namespace"], event)
+
+
+def list_objects(group: str, version: str, plural: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The objects of a namespace that match a label selector."""
+    found = client.CustomObjectsApi().list_namespaced_custom_object(
+        group, version, namespace, plural, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+    )
+    return list(cast(dict[str, Any], found).get("items") or [])
+
+
+def create_object(group: str, version: str, plural: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create a namespaced object: (the object, True), or (the one of that name that exists already, False)."""
+    api = client.CustomObjectsApi()
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    try:
+        made = api.create_namespaced_custom_object(
+            group, version, namespace, plural, body, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        found = api.get_namespaced_custom_object(
+            group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+        )
+        return cast(dict[str, Any], found), False
+    return cast(dict[str, Any], made), True
+
+
+def delete_object(group: str, version: str, plural: str, namespace: str, name: str) -> None:
+    """Delete a namespaced object, its dependents in the background; one already gone is fine."""
+    try:
+        client.CustomObjectsApi().delete_namespaced_custom_object(
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            propagation_policy="Background",
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -28,3 +28,6 @@ class Runtime:
     autoscaler: Autoscaler | None = None
     #: The operator serves one namespace (its RBAC cannot list namespaces or CRDs cluster-wide).
     namespaced: bool = False
+    #: Per PhashCronJob (kopf copies the memo per object): the (reason, message) of the last Event of its
+    #: timer, so a decision re-made every tick is said once.
+    cron_said: tuple[str, str] | None = None

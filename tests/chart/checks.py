@@ -12,8 +12,11 @@ def expected_operator_rules(release_prefix: str, cluster_wide: bool, scales: boo
     watch_kind = "ClusterRole" if cluster_wide else "Role"
     worker = f"{release_prefix}-worker"
     rules = {
-        (watch_kind, "phashfleet.io", "phashjobs", ("get", "list", "patch", "update", "watch"), ()),
+        (watch_kind, "phashfleet.io", "phashjobs", ("create", "delete", "get", "list", "patch", "update", "watch"), ()),
         (watch_kind, "phashfleet.io", "phashjobs/status", ("get", "patch", "update"), ()),
+        (watch_kind, "phashfleet.io", "phashcronjobs", ("get", "list", "patch", "watch"), ()),
+        (watch_kind, "phashfleet.io", "phashcronjobs/status", ("get", "patch"), ()),
+        (watch_kind, "phashfleet.io", "phashcronjobs/finalizers", ("update",), ()),
         (watch_kind, "", "events", ("create", "patch"), ()),
         ("Role", "apps", "deployments", ("get",), (worker,)),
         ("Role", "apps", "deployments/scale", ("get", "patch", "update") if scales else ("get",), (worker,)),

@@ -79,6 +79,10 @@ def test_install_rbac_and_upgrade(apis, namespace, tmp_path):
         ["patch", "phashjobs.phashfleet.io", "--subresource=status"],
         ["watch", "phashjobs.phashfleet.io"],
         ["patch", "phashjobs.phashfleet.io"],
+        ["create", "phashjobs.phashfleet.io"],  # a PhashCronJob's runs
+        ["delete", "phashjobs.phashfleet.io"],  # replaced and pruned runs
+        ["watch", "phashcronjobs.phashfleet.io"],
+        ["patch", "phashcronjobs.phashfleet.io", "--subresource=status"],
         ["create", "events"],
         ["patch", "kopfpeerings.kopf.dev"],
         ["get", f"deployments.apps/{PREFIX}-worker"],
@@ -90,7 +94,8 @@ def test_install_rbac_and_upgrade(apis, namespace, tmp_path):
         ["get", "secrets", "-n", other],
         ["list", "secrets", "--all-namespaces"],
         ["get", "configmaps"],
-        ["delete", "phashjobs.phashfleet.io"],
+        ["create", "phashcronjobs.phashfleet.io"],
+        ["delete", "phashcronjobs.phashfleet.io"],
         ["create", "pods"],
         ["create", "deployments.apps"],
         ["patch", f"deployments.apps/{PREFIX}-operator"],
