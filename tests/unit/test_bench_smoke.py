@@ -1,4 +1,4 @@
-"""The benchmark scripts bench/peers.py, fleet.py and scale.py run end to end on tiny sizes (`--small`).
+"""The benchmark scripts bench/peers.py, fleet.py, scale.py and latency.py run end to end on tiny sizes (`--small`).
 
 Not timed tests: they prove each script starts its real processes, finishes, prints its table
 and writes its JSON. The three run at the same time (they are mostly waiting on their worker
@@ -120,3 +120,34 @@ def test_scale_runs_every_size_and_keeps_status_writes_at_one_per_second(runs) -
         assert row["status_writes_per_s"] <= 1.0
         assert row["operator_peak_mb"] > 0 and row["redis_peak_mb"] > 0
     assert Path(results["plot"]).stat().st_size > 0
+
+
+def test_latency_times_one_file_jobs_one_after_another_and_together(tmp_path) -> None:
+    """bench/latency.py on the real control plane: both modes' figures, every job's hash, the big job's writes.
+
+    Its latencies are printed, not asserted (they move with the machine's load).
+    """
+    missing = []
+    for tool in ("etcd", "kube-apiserver", "kubectl", "redis-server"):
+        try:
+            tools.find(tool)
+        except (tools.ToolMissing, OSError) as exc:
+            missing.append(f"{tool} ({exc})")
+    if missing:
+        report_missing(f"missing for bench/latency.py: {', '.join(missing)}")
+    out = tmp_path / "latency.json"
+    argv = [sys.executable, str(ROOT / "bench" / "latency.py"), "--small", "--json", str(out), "--out", str(tmp_path)]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, f"latency.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert "latency: one-file PhashJobs" in result.stdout
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "latency" and "--small" in doc["command"]
+    results = doc["results"]
+    rows = {row["mode"]: row for row in results["rows"]}
+    assert set(rows) == {"one after another", "3 at once"}
+    for row in rows.values():
+        assert row["jobs"] == 6 and 0 < row["running_seen_p50_s"] < row["p50_s"] <= row["p95_s"] <= row["max_s"]
+    jobs = results["jobs"]["sequential"] + results["jobs"]["at_once"]
+    assert len({job["hash"] for job in jobs}) == 12  # each job's own image, its hash read from its output
+    big = results["big_job"]
+    assert big["files"] == 300 and big["status_writes"] >= 2 and big["seconds"] > 0
