@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -310,6 +311,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workers.stop()
     finally:
         plane.stop()
+        shutil.rmtree(work, ignore_errors=True)
     rows = [
         summary("one after another", sequential),
         summary(f"{args.concurrency} at once", parallel),
