@@ -112,7 +112,7 @@ def test_a_run_a_minute_once_across_a_restart_incremental_and_pruned(control_pla
         interval=0.5,
         what=f"{first} to end; operator log:\n{op.log_tail()}",
     )
-    assert status["phase"] == "Succeeded" and status["succeeded"] == 6, status
+    assert status["phase"] == "Succeeded" and status["succeeded"] == 6 and status["cached"] == 0, status
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 6 and not any(r.get("cached") for r in records), records
     hashes = {r["path"]: r["hash"] for r in records}
@@ -125,7 +125,7 @@ def test_a_run_a_minute_once_across_a_restart_incremental_and_pruned(control_pla
         interval=0.5,
         what=f"{second} to end",
     )
-    assert status["phase"] == "Succeeded" and status["succeeded"] == 6, status
+    assert status["phase"] == "Succeeded" and status["succeeded"] == 6 and status["cached"] == 6, status
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 6 and all(r.get("cached") is True for r in records), records  # nothing hashed again
     assert {r["path"]: r["hash"] for r in records} == hashes

@@ -120,6 +120,16 @@ def test_records_land_once_and_counts_are_exact(store: JobStore, job: str) -> No
     assert store.overdue(job, float("inf"), queue_grace=0.0) == []
 
 
+def test_records_served_from_the_content_cache_are_counted_once(store: JobStore, job: str) -> None:
+    """`cached: true` records count as ok and as cached; a redelivered one counts neither again."""
+    store.hand_out(job, 0, ["a", "b", "c"], 100.0, True)
+    cached = {**_record("a"), "cached": True}
+    assert store.record(job, 0, [cached, _record("b"), {**_record("c"), "cached": False}], finish=False) == 3
+    assert store.record(job, 0, [cached], finish=True) == 0
+    snap = store.snapshot(job)
+    assert (snap.ok, snap.cached, snap.done_files) == (3, 1, 3)
+
+
 def test_record_on_a_job_with_no_state_says_so(store: JobStore) -> None:
     assert store.record(f"contract.{uuid.uuid4().hex}", 0, [_record("a")], finish=True) == -1
 

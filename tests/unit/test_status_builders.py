@@ -80,6 +80,14 @@ def test_the_full_status_has_a_completion_time_once_the_phase_has_ended():
         assert "completionTime" not in job_status(snap, phase=phase, **common)
 
 
+def test_the_full_status_counts_cached_files_in_fields_the_crd_has():
+    """status.cached says how many of the succeeded files the content cache served; every field is the CRD's."""
+    snap = JobSnapshot(exists=True, total=4, listed=4, listing_done=True, ok=3, failed=1, cached=2)
+    status = job_status(snap, phase="Succeeded", reason="r", message="m", rate=0.0, failures=[])
+    assert (status["succeeded"], status["cached"]) == (3, 2)
+    assert set(status) <= set(schema_of("status")["properties"])
+
+
 def _hand_built_statuses(path: Path) -> list[str]:
     """Calls of conditions() and dicts with "phase" and another status field, outside job/status.py."""
     found = []

@@ -234,6 +234,7 @@ def job_status(
         "phase": phase,
         "total": total,
         "succeeded": snap.ok,
+        "cached": snap.cached,
         "failed": snap.failed,
         "skipped": snap.skipped,
         "progress": progress_text(snap.done_files, total),

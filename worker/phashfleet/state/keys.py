@@ -5,7 +5,7 @@ Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id
     P:jobs                  set    ids of jobs that have state in Redis
     J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, epoch
     J:results               hash   path -> record JSON; written set-if-absent, so a file lands once
-    J:counts                hash   ok / failed / skipped; bumped only when a record is new
+    J:counts                hash   ok / failed / skipped, and cached (of the ok ones); bumped only when a record is new
     J:failures              list   the first MAX_FAILURES failed records (path, reason)
     J:inflight              zset   batch id -> time it was handed out (not yet done)
     J:leases                zset   batch id -> lease deadline, while a worker is hashing it

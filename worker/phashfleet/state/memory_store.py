@@ -27,7 +27,7 @@ class MemoryJobStore:
             "next_batch": 0,
             "listing_done": False,
             "results": {},
-            "counts": {"ok": 0, "failed": 0, "skipped": 0},
+            "counts": {"ok": 0, "failed": 0, "skipped": 0, "cached": 0},
             "failures": [],
             "inflight": {},
             "leases": {},
@@ -109,6 +109,7 @@ class MemoryJobStore:
             if record["path"] not in job["results"]:
                 job["results"][record["path"]] = json.dumps(record)
                 job["counts"][record["status"]] += 1
+                job["counts"]["cached"] += int(bool(record.get("cached")))
                 new += 1
                 if record["status"] == "failed" and len(job["failures"]) < keys.MAX_FAILURES:
                     job["failures"].append(record)

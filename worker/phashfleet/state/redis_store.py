@@ -13,7 +13,7 @@ from phashfleet.results import dumps
 from phashfleet.state import keys
 from phashfleet.state.store import JobSnapshot
 
-COUNT_FIELDS = ("ok", "failed", "skipped")
+COUNT_FIELDS = ("ok", "failed", "skipped", "cached")
 
 
 def _lua(name: str) -> str:
@@ -47,7 +47,7 @@ class RedisJobStore:
         meta, counts, inflight = pipe.execute()
         if not meta:
             return JobSnapshot(exists=False)
-        ok, failed, skipped = (int(c or 0) for c in counts)
+        ok, failed, skipped, cached = (int(c or 0) for c in counts)
         return JobSnapshot(
             exists=True,
             total=int(meta.get(b"total", 0)),
@@ -57,6 +57,7 @@ class RedisJobStore:
             ok=ok,
             failed=failed,
             skipped=skipped,
+            cached=cached,
             inflight=inflight,
             settings=json.loads(meta[b"settings"]) if b"settings" in meta else None,
         )
@@ -128,7 +129,7 @@ class RedisJobStore:
         """Write records set-if-absent and bump counts for new ones; -1 when the job has no state."""
         args: list[Any] = [batch_id, int(finish), lease_deadline, keys.MAX_FAILURES]
         for record in records:
-            args += [record["path"], record["status"], dumps(record)]
+            args += [record["path"], record["status"], int(bool(record.get("cached"))), dumps(record)]
         return int(
             self._record(
                 keys=[keys.job(job_id, p) for p in ("meta", "results", "counts", "failures", "inflight", "leases")]

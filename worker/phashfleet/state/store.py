@@ -23,6 +23,8 @@ class JobSnapshot:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Of the ok ones, records served from the content cache (the file was not hashed again).
+    cached: int = 0
     inflight: int = 0
     settings: dict[str, Any] | None = None
 
