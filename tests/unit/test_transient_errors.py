@@ -65,7 +65,7 @@ class _Engine:
 
 def _tick(engine: _Engine, retry: int = 0):
     handlers.tick(
-        memo=cast(Runtime, SimpleNamespace(engine=engine)),
+        memo=cast(Runtime, SimpleNamespace(engine=engine, cadence=None)),
         spec={"source": {"uri": "/d"}},
         status={"phase": "Running"},
         namespace="ns",
