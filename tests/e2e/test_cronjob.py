@@ -161,6 +161,14 @@ def test_forbid_skips_while_a_run_is_active_and_replace_deletes_it(control_plane
     _photos(fleet["data"], 2)
     template = {"spec": {"source": {"uri": f"file://{fleet['data']}"}, "suspend": True}}
     cp.apply(_cronjob("held", template), namespace=ns)
+    # Minute 61 passes the CRD's pattern; the operator refuses it with one Event and starts nothing.
+    cp.apply(_cronjob("minute-61", template, schedule="61 * * * *"), namespace=ns)
+    (invalid,) = wait_for(
+        lambda: [e for e in _events(cp, ns, "minute-61") if e["reason"] == "InvalidSchedule"],
+        timeout=30,
+        what="an InvalidSchedule event",
+    )
+    assert invalid["type"] == "Warning" and "spec.schedule" in invalid["message"]
 
     (first,) = wait_for(lambda: _runs(cp, ns, "held"), timeout=MINUTE, interval=0.5, what="the first run")
     wait_for(lambda: job_status(cp, ns, first).get("phase") == "Suspended", timeout=60, what=f"{first} suspended")
@@ -205,3 +213,5 @@ def test_forbid_skips_while_a_run_is_active_and_replace_deletes_it(control_plane
         what="status.active naming the new run",
     )
     assert status["lastScheduleTime"] == replaced[new]["metadata"]["annotations"]["phashfleet.io/scheduled-time"]
+    assert _runs(cp, ns, "minute-61") == {}
+    assert [e["reason"] for e in _events(cp, ns, "minute-61")] == ["InvalidSchedule"]  # said once, not every tick
