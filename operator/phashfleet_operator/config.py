@@ -34,6 +34,8 @@ class OperatorConfig:
     idle_cooldown_seconds: float = 30.0
     #: Seconds a job may wait with backlog, no running worker and no progress before it says NoWorkers.
     no_workers_seconds: float = 60.0
+    #: Running PhashJobs a namespace may have when its phashfleet.io/max-running-jobs says nothing (0: no limit).
+    max_running_jobs_per_namespace: int = 0
     allowed_roots: tuple[str, ...] = ()
     output_roots: tuple[str, ...] = ()
 
@@ -53,6 +55,9 @@ class OperatorConfig:
             job_window=_int("PHASHFLEET_JOB_WINDOW", cls.job_window),
             idle_cooldown_seconds=float(os.environ.get("PHASHFLEET_IDLE_COOLDOWN", cls.idle_cooldown_seconds)),
             no_workers_seconds=float(os.environ.get("PHASHFLEET_NO_WORKERS_SECONDS", cls.no_workers_seconds)),
+            max_running_jobs_per_namespace=_int(
+                "PHASHFLEET_MAX_RUNNING_JOBS_PER_NAMESPACE", cls.max_running_jobs_per_namespace
+            ),
             allowed_roots=_roots(ALLOWED_ROOTS_ENV),
             output_roots=_roots("PHASHFLEET_OUTPUT_ROOTS"),
         )

@@ -39,7 +39,14 @@ from phashfleet.logs import about
 from phashfleet.state import keys
 from phashfleet.state.store import SharedJobStore
 from phashfleet_operator.config import OperatorConfig
-from phashfleet_operator.reconcile import TERMINAL_PHASES, backlog_batches, grant, no_workers_since, retry_delay
+from phashfleet_operator.reconcile import (
+    TERMINAL_PHASES,
+    Contender,
+    backlog_batches,
+    fair_grant,
+    no_workers_since,
+    retry_delay,
+)
 
 log = logging.getLogger("phashfleet.operator")
 Send = Callable[[str, int], None]
@@ -54,6 +61,8 @@ class JobMemory:
     rate: RateMeter = field(default_factory=RateMeter)
     rank: int = 1
     waiting: bool = False
+    #: Its batches in flight at its last tick, for the other jobs' fair share.
+    inflight: int = 0
     #: Since when the job has had backlog, no running worker and no progress (None: not so).
     no_workers_since: float | None = None
     no_workers_warned: bool = False
@@ -121,14 +130,19 @@ class JobEngine:
 
     def _room(self, job_id: str, memory: JobMemory, workers: int) -> int:
         with self._lock:
-            waiting = [m.rank for jid, m in self.jobs.items() if m.waiting and jid != job_id]
+            waiting = [
+                Contender(jid, keys.job_ref(jid)[0], m.rank, m.inflight)
+                for jid, m in self.jobs.items()
+                if m.waiting and jid != job_id
+            ]
         queued = self.store.queue_length()
         # An autoscaler on the queue's length (ours or KEDA's) sees only what waits there: let the queue hold
         # enough to ask for the largest fleet, or it could never scale past the workers it has.
         cfg = self.config
         scaling = cfg.max_replicas * cfg.batches_per_worker if cfg.autoscaling != "none" else 0
         capacity = max(2, workers * cfg.queue_per_worker, scaling)
-        return grant(memory.rank, waiting, queued, capacity)
+        me = Contender(job_id, keys.job_ref(job_id)[0], memory.rank, memory.inflight)
+        return fair_grant(me, waiting, queued, capacity)
 
     def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0) -> dict[str, Any]:
         """Advance one job and return its new status (the caller patches only what changed).
@@ -180,7 +194,7 @@ class JobEngine:
             return self.failed(status, exc.reason, str(exc), emit)
         now = time.time()
         snap = self.store.snapshot(job_id)
-        memory.waiting = not snap.listing_done and not spec.suspend
+        memory.waiting, memory.inflight = not snap.listing_done and not spec.suspend, snap.inflight
         if spec.suspend:
             resend_overdue(self.store, job_id, self.send, now=now, queue_grace=float("inf"))
         else:
@@ -203,7 +217,7 @@ class JobEngine:
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)
-        memory.waiting = not snap.listing_done and not spec.suspend
+        memory.waiting, memory.inflight = not snap.listing_done and not spec.suspend, snap.inflight
         failures = self.store.failures(job_id)
         phase, reason, message = spec_outcome(snap, spec, failures)
         if phase == "Running":

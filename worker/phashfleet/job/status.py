@@ -22,7 +22,7 @@ PHASE_CONDITION = {
     "Succeeded": "Complete",
     "Failed": "Failed",
 }
-CONDITION_TYPES = ("Progressing", "Suspended", "Complete", "Failed")
+CONDITION_TYPES = ("Progressing", "Queued", "Suspended", "Complete", "Failed")
 #: Every phase, in the CRD's order (its status.phase enum).
 PHASES: tuple[str, ...] = tuple(schema_of("status.phase")["enum"])
 #: Phases a job never leaves.
@@ -180,6 +180,15 @@ def waiting_status(reason: str, message: str, previous: dict[str, Any]) -> dict[
     return {"phase": phase, "conditions": conditions(phase, reason, message, previous.get("conditions"), now_iso())}
 
 
+def queued_status(reason: str, message: str, previous: dict[str, Any]) -> dict[str, Any]:
+    """A job held back before it starts (its namespace runs as many jobs as it may): Pending, with a Queued
+    condition that says why and which jobs run."""
+    return {
+        "phase": "Pending",
+        "conditions": conditions("Pending", reason, message, previous.get("conditions"), now_iso(), true_type="Queued"),
+    }
+
+
 def failed_status(reason: str, message: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """A terminal Failed status for a job that stopped before (or instead of) hashing: reason and message say why."""
     at = now_iso()
@@ -190,13 +199,15 @@ def failed_status(reason: str, message: str, previous: dict[str, Any] | None = N
     }
 
 
-def conditions(phase: str, reason: str, message: str, previous: list[dict] | None, at: str) -> list[dict]:
-    """Conditions for `phase`: its own type True with reason/message, the others False.
+def conditions(
+    phase: str, reason: str, message: str, previous: list[dict] | None, at: str, *, true_type: str | None = None
+) -> list[dict]:
+    """Conditions for `phase`: its own type (or `true_type`) True with reason/message, the others False.
 
     lastTransitionTime only moves when a condition's status flips.
     """
     before = {c.get("type"): c for c in previous or []}
-    true_type = PHASE_CONDITION[phase]
+    true_type = true_type or PHASE_CONDITION[phase]
     result = []
     for ctype in CONDITION_TYPES:
         status = "True" if ctype == true_type else "False"
