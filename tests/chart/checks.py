@@ -7,7 +7,9 @@ from chart.render import Rendered
 UID = 10001
 
 
-def expected_operator_rules(release_prefix: str, cluster_wide: bool, scales: bool) -> set[tuple]:
+def expected_operator_rules(
+    release_prefix: str, cluster_wide: bool, scales: bool, watch_namespace: str = "default"
+) -> set[tuple]:
     """The exact rules the operator's ServiceAccount must end up with: (role kind, group, resource, verbs, names)."""
     watch_kind = "ClusterRole" if cluster_wide else "Role"
     worker = f"{release_prefix}-worker"
@@ -24,10 +26,12 @@ def expected_operator_rules(release_prefix: str, cluster_wide: bool, scales: boo
     if cluster_wide:
         rules |= {
             ("ClusterRole", "kopf.dev", "clusterkopfpeerings", ("get", "list", "patch", "watch"), ()),
-            ("ClusterRole", "", "namespaces", ("list", "watch"), ()),
+            ("ClusterRole", "", "namespaces", ("get", "list", "watch"), ()),
         }
     else:
         rules.add(("Role", "kopf.dev", "kopfpeerings", ("get", "list", "patch", "watch"), ()))
+        # The watched Namespace alone, for its phashfleet.io/max-running-jobs annotation.
+        rules.add(("ClusterRole", "", "namespaces", ("get",), (watch_namespace,)))
     return rules
 
 

@@ -50,7 +50,8 @@ def test_render(renders, ident, values):
     assert len(r.of("NetworkPolicy")) == (1 if on("networkPolicy.enabled") and bundled else 0)
     assert len(r.of("ScaledObject")) == len(r.of("TriggerAuthentication")) == (1 if mode == "keda" else 0)
     assert len(r.of("StatefulSet")) == len(r.of("Secret")) == (1 if bundled else 0)
-    assert len(r.of("ClusterRole")) == (1 if cluster_wide else 0)
+    # Cluster-wide: the operator's ClusterRole; else one to read the watched Namespace alone (its job limit).
+    assert len(r.of("ClusterRole")) == len(r.of("ClusterRoleBinding")) == 1
     assert [p["kind"] for p in r.of("KopfPeering") + r.of("ClusterKopfPeering")] == [
         "ClusterKopfPeering" if cluster_wide else "KopfPeering"
     ]
@@ -72,7 +73,9 @@ def test_render(renders, ident, values):
     assert ("--all-namespaces" in operator_args) == cluster_wide, "phashfleet operator needs exactly one of the two"
 
     granted = operator_rules(r, f"{PREFIX}-operator", NAMESPACE)
-    assert granted == expected_operator_rules(PREFIX, cluster_wide, scales=(mode or "operator") == "operator")
+    assert granted == expected_operator_rules(
+        PREFIX, cluster_wide, scales=(mode or "operator") == "operator", watch_namespace=NAMESPACE
+    )
 
 
 def _get(values: dict, path: str):
