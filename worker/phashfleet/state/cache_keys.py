@@ -16,7 +16,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from phashfleet.files.access import is_local, local_path
 
@@ -110,5 +110,5 @@ def _text(value: Any) -> str | None:
     if isinstance(value, float):
         return repr(value)  # every bit of the float: two different mtimes never print alike
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return cast(str, value.isoformat())  # a date or datetime (the value is Any)
     return str(value)

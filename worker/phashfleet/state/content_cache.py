@@ -35,9 +35,9 @@ def hash_with_cache(
 ) -> Iterator[dict[str, Any]]:
     """Yield a record per ref: cached ones first (marked `"cached": true`), then freshly hashed ones."""
     cache_keys = {ref: _key(ref, settings, roots) for ref in refs}
-    present = [ref for ref, key in cache_keys.items() if key]
+    present = {ref: key for ref, key in cache_keys.items() if key}
     hits = (
-        dict(zip(present, client.mget([keys.cache(cache_keys[r]) for r in present]), strict=False)) if present else {}
+        dict(zip(present, client.mget([keys.cache(key) for key in present.values()]), strict=False)) if present else {}
     )
     misses = []
     for ref in refs:

@@ -95,10 +95,17 @@ class MemoryJobStore:
         if job is None or batch_id not in job["inflight"]:
             return None
         job["leases"][batch_id] = lease_deadline
-        return job["batches"][batch_id]
+        files: list[str] = job["batches"][batch_id]
+        return files
 
     def record(
-        self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool, lease_deadline: float = 0.0
+        self,
+        job_id: str,
+        batch_id: int,
+        records: Iterable[dict[str, Any]],
+        *,
+        finish: bool,
+        lease_deadline: float = 0.0,
     ) -> int:
         """Write records set-if-absent; -1 when the job is gone."""
         job = self.jobs.get(job_id)
@@ -121,11 +128,11 @@ class MemoryJobStore:
             job["leases"][batch_id] = lease_deadline
         return new
 
-    def iter_results(self, job_id: str) -> Iterator[dict]:
+    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Every record of a job."""
         for raw in self.jobs[job_id]["results"].values():
             yield json.loads(raw)
 
-    def failures(self, job_id: str) -> list[dict]:
+    def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first (at most keys.MAX_FAILURES) failed records."""
         return list(self.jobs[job_id]["failures"])

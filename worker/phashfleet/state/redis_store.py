@@ -105,7 +105,7 @@ class RedisJobStore:
     def rearm(self, job_id: str, batch_id: int, now: float) -> None:
         """A batch was sent again: restart its queue clock and drop its stale lease."""
         pipe = self.client.pipeline()
-        pipe.zadd(keys.job(job_id, "inflight"), {batch_id: now}, xx=True)
+        pipe.zadd(keys.job(job_id, "inflight"), {str(batch_id): now}, xx=True)
         pipe.zrem(keys.job(job_id, "leases"), batch_id)
         pipe.execute()
 
@@ -120,11 +120,17 @@ class RedisJobStore:
         files = self.batch_files(job_id, batch_id)
         if files is None or self.client.zscore(keys.job(job_id, "inflight"), batch_id) is None:
             return None
-        self.client.zadd(keys.job(job_id, "leases"), {batch_id: lease_deadline})
+        self.client.zadd(keys.job(job_id, "leases"), {str(batch_id): lease_deadline})
         return files
 
     def record(
-        self, job_id: str, batch_id: int, records: Iterable[dict], *, finish: bool, lease_deadline: float = 0.0
+        self,
+        job_id: str,
+        batch_id: int,
+        records: Iterable[dict[str, Any]],
+        *,
+        finish: bool,
+        lease_deadline: float = 0.0,
     ) -> int:
         """Write records set-if-absent and bump counts for new ones; -1 when the job has no state."""
         args: list[Any] = [batch_id, int(finish), lease_deadline, keys.MAX_FAILURES]
@@ -139,18 +145,18 @@ class RedisJobStore:
         )
 
     # --- results -------------------------------------------------------------------------------
-    def iter_results(self, job_id: str) -> Iterator[dict]:
+    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Every record of a job, streamed with HSCAN (never all in memory)."""
         for _path, raw in self.client.hscan_iter(keys.job(job_id, "results"), count=1000):
             yield json.loads(raw)
 
-    def failures(self, job_id: str) -> list[dict]:
+    def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first (at most keys.MAX_FAILURES) failed records."""
         return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, keys.MAX_FAILURES - 1)]
 
     def job_ids(self) -> list[str]:
         """Jobs with state that have not ended (an expiring one has left the set)."""
-        return sorted(raw.decode() for raw in self.client.smembers(keys.jobs()))
+        return sorted(raw.decode() if isinstance(raw, bytes) else raw for raw in self.client.smembers(keys.jobs()))
 
     def queue_length(self, queue: str | None = None) -> int:
         """Messages waiting in a Dramatiq queue, this process's by default (not counting ones a worker holds)."""
