@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phashfleet.job.spec import JobSpec
 from phashfleet.state.store import JobStore
 
+if TYPE_CHECKING:
+    from phashfleet.dupes.streaming import RecordGroups
 
-def _with_groups(store: JobStore, job_id: str, groups) -> Iterator[dict[str, Any]]:
+
+def _with_groups(store: JobStore, job_id: str, groups: RecordGroups | None) -> Iterator[dict[str, Any]]:
     for record in store.iter_results(job_id):
         if groups is not None:
             record["group"] = groups.group_of_path(record["path"])
@@ -32,7 +35,7 @@ def output_problem(spec: JobSpec, output_roots: Sequence[str] | None) -> str | N
 def finish_job(store: JobStore, job_id: str, spec: JobSpec, output_roots: Sequence[str] | None) -> dict[str, Any]:
     """Group near-duplicates and write the output; return the status fields they produce."""
     status: dict[str, Any] = {}
-    groups = None
+    groups: RecordGroups | None = None
     if spec.max_distance is not None:
         from phashfleet.dupes import group_records
 

@@ -7,6 +7,7 @@ import copy
 import difflib
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,16 @@ from phashfleet.files import schemes
 CRD_FILE = "phashjobs.phashfleet.io.yaml"
 #: The CEL rule of spec that names the hash sizes whash allows.
 _WHASH_RULE = re.compile(r"self\.algorithm != 'whash'.*self\.hashSize in \[([0-9, ]+)\]", re.DOTALL)
-_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+}
 #: Schema keyword: (whether a value keeps to it, what the error says).
-_BOUNDS = {
+_BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "minimum": (lambda v, n: v >= n, "must be >= {}"),
     "maximum": (lambda v, n: v <= n, "must be <= {}"),
     "minLength": (lambda v, n: len(v) >= n, "must be at least {} characters long"),
@@ -143,7 +151,7 @@ def _is_type(value: Any, kind: str) -> bool:
     return isinstance(value, _TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
 
 
-def _check_known(value: dict, props: dict[str, Any], path: str) -> None:
+def _check_known(value: dict[str, Any], props: dict[str, Any], path: str) -> None:
     for name in value:
         if name not in props:
             where = f"{path}.{name}" if path else name
@@ -152,7 +160,7 @@ def _check_known(value: dict, props: dict[str, Any], path: str) -> None:
             raise SpecError(where, f"unknown field ({hint})")
 
 
-def _check_object(value: dict, schema: dict[str, Any], path: str) -> None:
+def _check_object(value: dict[str, Any], schema: dict[str, Any], path: str) -> None:
     props = schema.get("properties")
     if props is None:
         return  # a free-form object, like metadata
@@ -199,7 +207,7 @@ def _check_rules(spec: dict[str, Any]) -> None:
         )
 
 
-def parse_spec(spec: dict[str, Any]) -> JobSpec:
+def parse_spec(spec: Any) -> JobSpec:
     """Check a spec dict as the apiserver would and return a JobSpec; raise SpecError naming the first bad field."""
     if not isinstance(spec, dict):
         raise SpecError("spec", "must be an object")
