@@ -48,7 +48,7 @@ class RateMeter:
     """Files per second over a sliding window of recent samples."""
 
     window_seconds: float = 10.0
-    samples: deque = field(default_factory=deque)
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
 
     def update(self, done: int, at: float | None = None) -> float:
         """Add a sample (files done so far) and return the rate over the window."""
@@ -79,7 +79,7 @@ _CREDENTIAL_WORDS = (
 )
 
 
-def worker_setting_of(record: dict) -> str | None:
+def worker_setting_of(record: dict[str, Any]) -> str | None:
     """The WORKER_SETTINGS key a failed record points at, or None when the file itself is to blame."""
     reason = record.get("reason") or ""
     code = reason.split(":", 1)[0].strip()
@@ -91,7 +91,7 @@ def worker_setting_of(record: dict) -> str | None:
     return None
 
 
-def worker_misconfiguration(snap: JobSnapshot, failures: Sequence[dict], first_batch: int) -> str | None:
+def worker_misconfiguration(snap: JobSnapshot, failures: Sequence[dict[str, Any]], first_batch: int) -> str | None:
     """Why the workers cannot hash this job at all, or None.
 
     Decided once at least a first batch's worth of files (`first_batch`, or every file of a smaller
@@ -101,9 +101,9 @@ def worker_misconfiguration(snap: JobSnapshot, failures: Sequence[dict], first_b
     if snap.ok or snap.skipped or not failures or snap.failed < needed:
         return None
     settings = {worker_setting_of(f) for f in failures}
-    if len(settings) != 1 or None in settings:
+    setting = settings.pop() if len(settings) == 1 else None
+    if setting is None:
         return None
-    (setting,) = settings
     return (
         f"{snap.failed} of the first {snap.done_files} files failed with {setting} "
         f"(e.g. {failures[0].get('path')!r}): {WORKER_SETTINGS[setting]}; fix it, then create the job again"
@@ -130,7 +130,7 @@ def job_outcome(
     snap: JobSnapshot,
     suspend: bool,
     *,
-    failures: Sequence[dict] = (),
+    failures: Sequence[dict[str, Any]] = (),
     first_batch: int = 1,
     max_failed_percent: float | None = None,
 ) -> tuple[str, str, str]:
@@ -160,7 +160,7 @@ def job_outcome(
     return "Succeeded", "Completed", "every file has a record"
 
 
-def spec_outcome(snap: JobSnapshot, spec: JobSpec, failures: Sequence[dict]) -> tuple[str, str, str]:
+def spec_outcome(snap: JobSnapshot, spec: JobSpec, failures: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
     """job_outcome for a job's spec: its suspend, batch size and failure policy."""
     return job_outcome(
         snap, spec.suspend, failures=failures, first_batch=spec.batch_size, max_failed_percent=spec.max_failed_percent
@@ -200,8 +200,14 @@ def failed_status(reason: str, message: str, previous: dict[str, Any] | None = N
 
 
 def conditions(
-    phase: str, reason: str, message: str, previous: list[dict] | None, at: str, *, true_type: str | None = None
-) -> list[dict]:
+    phase: str,
+    reason: str,
+    message: str,
+    previous: list[dict[str, Any]] | None,
+    at: str,
+    *,
+    true_type: str | None = None,
+) -> list[dict[str, Any]]:
     """Conditions for `phase`: its own type (or `true_type`) True with reason/message, the others False.
 
     lastTransitionTime only moves when a condition's status flips.
@@ -219,7 +225,7 @@ def conditions(
                 "status": status,
                 "reason": reason if status == "True" else f"Job{phase}",
                 "message": message if status == "True" else "",
-                "lastTransitionTime": at if changed else old.get("lastTransitionTime", at),
+                "lastTransitionTime": at if changed or old is None else old.get("lastTransitionTime", at),
             }
         )
     return result
@@ -232,7 +238,7 @@ def job_status(
     reason: str,
     message: str,
     rate: float,
-    failures: list[dict],
+    failures: list[dict[str, Any]],
     previous: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
