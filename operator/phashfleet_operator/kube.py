@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("phashfleet.operator")
 #: Seconds a read of the fleet's size is reused: every job's tick asks, the API needs hearing once.
@@ -21,9 +22,9 @@ REQUEST_TIMEOUT = (5, 15)
 def load_config(kubeconfig: str | None = None) -> None:
     """Use the in-cluster service account when there is one, else the kubeconfig."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]  # the kubernetes client leaves it untyped
     else:
-        config.load_kube_config(config_file=kubeconfig)
+        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]  # the kubernetes client leaves it untyped
 
 
 class WorkerScale:
@@ -51,7 +52,8 @@ class WorkerScale:
                 self._size, self._size_read_at = 1, time.monotonic()
                 return None
             raise
-        spec, ready = scale.spec.replicas or 0, scale.status.replicas or 0
+        spec = (scale.spec.replicas if scale.spec else None) or 0
+        ready = (scale.status.replicas if scale.status else None) or 0
         self._size, self._size_read_at = max(1, spec), time.monotonic()
         return spec, ready
 
@@ -103,10 +105,10 @@ def read_peers(peering: str, namespace: str | None) -> dict[str, Any]:
         if exc.status == 404:
             return {}
         raise
-    return dict(body.get("status") or {})
+    return dict(cast(dict[str, Any], body).get("status") or {})
 
 
-def patch_status(group: str, version: str, plural: str, namespace: str, name: str, changes: dict) -> bool:
+def patch_status(group: str, version: str, plural: str, namespace: str, name: str, changes: dict[str, Any]) -> bool:
     """Merge `changes` into an object's status subresource; False if the object is gone.
 
     The operator's timer writes status with this rather than kopf's `patch`: when kopf's own patch
@@ -131,7 +133,7 @@ def patch_status(group: str, version: str, plural: str, namespace: str, name: st
     return True
 
 
-def post_event(body, kind: str, reason: str, message: str) -> None:
+def post_event(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
     """Create a core/v1 Event about a PhashJob (Normal or Warning)."""
     import datetime as dt
     import secrets

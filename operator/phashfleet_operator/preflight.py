@@ -6,10 +6,11 @@ import logging
 
 import redis
 import urllib3
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from phashfleet.files.access import ALLOWED_ROOTS_ENV
 from phashfleet_operator.config import OperatorConfig
+from phashfleet_operator.kube import WorkerScale
 
 log = logging.getLogger("phashfleet.operator")
 
@@ -30,7 +31,7 @@ def redis_problem(client: redis.Redis) -> str | None:
     return None
 
 
-def worker_problem(workers) -> str | None:
+def worker_problem(workers: WorkerScale) -> str | None:
     """Why the worker Deployment cannot be scaled or read, or None when it is there."""
     try:
         found = workers.current()
@@ -45,7 +46,7 @@ def worker_problem(workers) -> str | None:
     return None
 
 
-def warn_at_startup(config: OperatorConfig, workers, client: redis.Redis) -> bool:
+def warn_at_startup(config: OperatorConfig, workers: WorkerScale, client: redis.Redis) -> bool:
     """Log a warning for each thing that will keep jobs from running; return whether Redis answered."""
     if not config.allowed_roots:
         log.warning(

@@ -159,7 +159,7 @@ RETRY_MAX_SECONDS = 30.0
 
 def retry_delay(retry: int) -> float:
     """Seconds to wait before retry number `retry` (0 first) after a transient error: 1, 2, 4, ... up to 30."""
-    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(retry, 16))
+    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2.0 ** min(retry, 16))
 
 
 def no_workers_since(since: float | None, *, ready: int | None, progressed: bool, now: float) -> float | None:
