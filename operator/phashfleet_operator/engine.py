@@ -37,7 +37,7 @@ from phashfleet.job.status import (
 )
 from phashfleet.logs import about
 from phashfleet.state import keys
-from phashfleet.state.store import SharedJobStore
+from phashfleet.state.store import JobSnapshot, SharedJobStore
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import (
     TERMINAL_PHASES,
@@ -274,7 +274,9 @@ class JobEngine:
         self._export(job_id, snap, phase)
         return new
 
-    def _no_workers(self, memory: JobMemory, snap, spec: JobSpec, now: float, emit: Emit) -> tuple[str, str] | None:
+    def _no_workers(
+        self, memory: JobMemory, snap: JobSnapshot, spec: JobSpec, now: float, emit: Emit
+    ) -> tuple[str, str] | None:
         """(NoWorkers, message) once a running job has waited long enough with no worker; None otherwise."""
         ready = self.ready_workers() if self.ready_workers else None
         progressed = snap.done_files != memory.last_done
@@ -312,7 +314,7 @@ class JobEngine:
             total += backlog_batches(snap, batch)
         return total
 
-    def _export(self, job_id: str, snap, phase: str) -> None:
+    def _export(self, job_id: str, snap: JobSnapshot, phase: str) -> None:
         with self._lock:
             self.phases[job_id] = phase
             by_phase = dict.fromkeys(PHASES, 0)

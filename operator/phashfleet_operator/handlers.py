@@ -7,12 +7,13 @@ import functools
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import kopf
 import redis
 import urllib3
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from phashfleet import metrics
 from phashfleet.job.spec import SpecError, parse_spec
@@ -20,7 +21,7 @@ from phashfleet.job.status import failed_status, pending_status
 from phashfleet.logs import about
 from phashfleet_operator import scheduler
 from phashfleet_operator.cronjobs import ScheduleError
-from phashfleet_operator.engine import Unavailable
+from phashfleet_operator.engine import Emit, Unavailable
 from phashfleet_operator.kube import patch_status, post_event
 from phashfleet_operator.reconcile import TERMINAL_PHASES, job_id, retry_delay
 from phashfleet_operator.runtime import Runtime
@@ -31,9 +32,11 @@ CRON_INTERVAL = 5.0
 log = logging.getLogger("phashfleet.operator")
 #: apiserver answers worth retrying: conflict, too many requests, and its own failures.
 TRANSIENT_API_STATUSES = (409, 429, 500, 502, 503, 504)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _emit(body) -> Any:
+def _emit(body: kopf.Body) -> Emit:
     """An Event poster for one PhashJob; every Event is also a log line (Warning ones at WARNING)."""
     meta = body.get("metadata") or {}
     where = about(meta.get("namespace"), meta.get("name"))
@@ -54,12 +57,12 @@ def _emit(body) -> Any:
     return emit
 
 
-def _timed(handler: str):
+def _timed(handler: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Count errors and time every run of a handler."""
 
-    def wrap(fn):
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)  # kopf names the handler (logs, progress annotations) after its __qualname__
-        def run(*args, **kwargs):
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
             started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
@@ -91,7 +94,17 @@ def configure(settings: kopf.OperatorSettings, memo: Runtime, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") not in TERMINAL_PHASES)
 @_timed("start")
-def start(spec, status, namespace, name, uid, body, patch, memo: Runtime, **_) -> None:
+def start(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: Runtime,
+    **_: Any,
+) -> None:
     """Validate what the schema cannot, create the job's Redis state and mark it Running."""
     try:
         job = parse_spec(dict(spec))
@@ -102,7 +115,7 @@ def start(spec, status, namespace, name, uid, body, patch, memo: Runtime, **_) -
     if not status.get("phase"):
         _emit(body)("Normal", "Started", f"hashing with {job.algorithm}, hash size {job.hash_size}")
         patch.status.update(pending_status())
-    memo.engine.forget(job_id(namespace, name, uid))
+    memo.engine.forget(job_id(namespace or "", name, uid))  # a PhashJob always has a namespace
 
 
 @kopf.timer(
@@ -115,12 +128,24 @@ def start(spec, status, namespace, name, uid, body, patch, memo: Runtime, **_) -
     when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None),
 )
 @_timed("tick")
-def tick(spec, status, namespace, name, uid, body, meta, memo: Runtime, retry=0, **_) -> None:
+def tick(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    memo: Runtime,
+    retry: int = 0,
+    **_: Any,
+) -> None:
     """About once a second: hand out batches, fold counts, write status (only what changed).
 
     A source or Redis that cannot be reached, or an apiserver that refuses the write for now, retries
     the tick after a growing delay (kopf.TemporaryError); the status says why meanwhile.
     """
+    namespace = namespace or ""  # a PhashJob always has a namespace
     job = parse_spec(dict(spec))
     try:
         new = memo.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body), retry=retry)
@@ -131,7 +156,13 @@ def tick(spec, status, namespace, name, uid, body, meta, memo: Runtime, retry=0,
 
 
 def _write_status(
-    status, new: dict[str, Any], namespace: str, name: str, meta, retry: int, plural: str = PLURAL
+    status: Mapping[str, Any],
+    new: dict[str, Any],
+    namespace: str,
+    name: str,
+    meta: kopf.Meta | None,
+    retry: int,
+    plural: str = PLURAL,
 ) -> None:
     if meta is not None:
         new["observedGeneration"] = meta.get("generation")
@@ -151,9 +182,9 @@ def _write_status(
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 @_timed("delete")
-def delete(namespace, name, uid, memo: Runtime, retry=0, **_) -> None:
+def delete(namespace: str | None, name: str, uid: str, memo: Runtime, retry: int = 0, **_: Any) -> None:
     """Stop the job's work: its state goes, so queued messages for it are dropped by workers."""
-    jid = job_id(namespace, name, uid)
+    jid = job_id(namespace or "", name, uid)  # a PhashJob always has a namespace
     memo.engine.forget(jid, deleted=True)
     try:
         memo.store.delete(jid)
@@ -166,7 +197,7 @@ def delete(namespace, name, uid, memo: Runtime, retry=0, **_) -> None:
 @kopf.timer(GROUP, VERSION, scheduler.CRONJOBS, interval=CRON_INTERVAL, initial_delay=0.5, backoff=CRON_INTERVAL)
 @_timed("cron")
 def cron(
-    body: kopf.Body, status: kopf.Status, namespace: str, name: str, memo: Runtime, retry: int = 0, **_: Any
+    body: kopf.Body, status: kopf.Status, namespace: str | None, name: str, memo: Runtime, retry: int = 0, **_: Any
 ) -> None:
     """Every few seconds: start the PhashCronJob's due run, delete replaced and old runs, write its status."""
     emit = _emit(body)
@@ -182,7 +213,7 @@ def cron(
     except ScheduleError as exc:
         once("Warning", "UnknownTimeZone" if str(exc).startswith("spec.timeZone") else "InvalidSchedule", str(exc))
         return
-    _write_status(status, new, namespace, name, None, retry, plural=scheduler.CRONJOBS)
+    _write_status(status, new, namespace or "", name, None, retry, plural=scheduler.CRONJOBS)  # a namespaced kind
 
 
 # A failing probe must answer /healthz at once: with kopf's default retry the request waits 60 s, so a

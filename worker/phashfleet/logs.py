@@ -27,7 +27,7 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 _HIDDEN = {"k8s_ref", "k8s_skip", "settings"}
 
 
-def about(namespace: str | None, name: str) -> dict[str, Any]:
+def about(namespace: str | None, name: str | None) -> dict[str, Any]:
     """`extra=` for a record about one object (a PhashJob): the same key kopf uses for its own."""
     return {"k8s_ref": {"namespace": namespace, "name": name}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +189,7 @@ def queued_status(reason: str, message: str, previous: dict[str, Any]) -> dict[s
     }
 
 
-def failed_status(reason: str, message: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def failed_status(reason: str, message: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A terminal Failed status for a job that stopped before (or instead of) hashing: reason and message say why."""
     at = now_iso()
     return {
