@@ -61,7 +61,7 @@ class JobMemory:
     rate: RateMeter = field(default_factory=RateMeter)
     rank: int = 1
     waiting: bool = False
-    #: Its batches in flight at its last tick, for the other jobs' fair share.
+    #: Its batches in flight before this tick hands any out (its fair share counts them).
     inflight: int = 0
     #: Since when the job has had backlog, no running worker and no progress (None: not so).
     no_workers_since: float | None = None
@@ -130,11 +130,10 @@ class JobEngine:
 
     def _room(self, job_id: str, memory: JobMemory, workers: int) -> int:
         with self._lock:
-            waiting = [
-                Contender(jid, keys.job_ref(jid)[0], m.rank, m.inflight)
-                for jid, m in self.jobs.items()
-                if m.waiting and jid != job_id
-            ]
+            others = [(jid, m.rank) for jid, m in self.jobs.items() if m.waiting and jid != job_id]
+        # Read now, not at each job's last tick: a count a second old makes whoever ticks next take more.
+        counts = self.store.inflight_counts([jid for jid, _ in others]) if others else []
+        waiting = [Contender(jid, keys.job_ref(jid)[0], rank, n) for (jid, rank), n in zip(others, counts, strict=True)]
         queued = self.store.queue_length()
         # An autoscaler on the queue's length (ours or KEDA's) sees only what waits there: let the queue hold
         # enough to ask for the largest fleet, or it could never scale past the workers it has.
@@ -217,7 +216,7 @@ class JobEngine:
             except SourceError as exc:
                 return self.failed(status, exc.reason, str(exc), emit)
         snap = self.store.snapshot(job_id)
-        memory.waiting, memory.inflight = not snap.listing_done and not spec.suspend, snap.inflight
+        memory.waiting = not snap.listing_done and not spec.suspend
         failures = self.store.failures(job_id)
         phase, reason, message = spec_outcome(snap, spec, failures)
         if phase == "Running":

@@ -161,3 +161,10 @@ class RedisJobStore:
     def queue_length(self, queue: str | None = None) -> int:
         """Messages waiting in a Dramatiq queue, this process's by default (not counting ones a worker holds)."""
         return int(self.client.llen(keys.dramatiq_queue(queue)))
+
+    def inflight_counts(self, job_ids: list[str]) -> list[int]:
+        """Batches in flight now for each job, in one round trip (0 for a job with no state)."""
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.zcard(keys.job(job_id, "inflight"))
+        return [int(n) for n in pipe.execute()]

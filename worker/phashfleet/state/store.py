@@ -115,3 +115,7 @@ class SharedJobStore(JobStore, Protocol):
     def queue_length(self, queue: str | None = None) -> int:
         """Messages waiting in a broker queue (this process's by default), not counting ones a worker holds."""
         ...
+
+    def inflight_counts(self, job_ids: list[str]) -> list[int]:
+        """Batches in flight now for each job, in one round trip (0 for a job with no state)."""
+        ...
