@@ -159,6 +159,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         row["ideal_images_per_s"] = ref["images_per_s"]
         row["ideal_cpu_ms_per_image"] = 1000 * ref["cpu_s"] / ref["images"]
         row["efficiency"] = row["images_per_s"] / ref["images_per_s"]
+        # CPU per image against the ideal's: steadier than wall time when other work shares the cores.
+        row["cpu_efficiency"] = row["ideal_cpu_ms_per_image"] / row["cpu_ms_per_image"]
     return {
         "ideals": {str(w): ref for w, ref in references.items()},
         "hash_many_one_process": {k: v for k, v in pooled.items() if k != "hashes"},
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "efficiency",
             "cpu_ms_per_image",
             "ideal_cpu_ms_per_image",
+            "cpu_efficiency",
             "worker_busy",
             "startup_s",
         ],
@@ -250,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); ideal: W plain processes side by side, each "
         "hashing its share with hash_ref in a loop, no queue, wall time from all ready to the last done (mean "
         "of a run before and one after the fleet); start-up (spawn until a warm-up job is done) is not in the "
-        "throughput; cpu_ms_per_image: workers + Redis + driver; worker_busy: workers' CPU / (seconds x W)"
+        "throughput; cpu_ms_per_image: workers + Redis + driver; cpu_efficiency: ideal_cpu_ms_per_image / "
+        "cpu_ms_per_image; worker_busy: workers' CPU / (seconds x W)"
     )
     results["plot"] = str(plot(results, info, args.out) or "")
     report(

@@ -106,7 +106,9 @@ def test_fleet_reports_efficiency_per_worker_count_and_plots(runs) -> None:
     stdout, results = _ok(runs, "fleet")
     assert "fleet efficiency" in stdout
     assert [row["workers"] for row in results["rows"]] == [1, 2]
-    assert all(row["efficiency"] > 0 and row["startup_s"] > 0 for row in results["rows"])
+    assert all(row["efficiency"] > 0 and row["cpu_efficiency"] > 0 and row["startup_s"] > 0 for row in results["rows"])
+    # The ideal of each W is measured with W processes side by side, not a one-process rate times W.
+    assert {ideal["processes"] for ideal in results["ideals"].values()} == {1, 2}
     assert Path(results["plot"]).stat().st_size > 0
 
 
