@@ -8,7 +8,9 @@ from typing import Any
 
 from PIL import Image
 
-from phashfleet.files.opening import open_source
+# The module, not the name: files/opening imports hashing/errors, which loads this package (and this
+# module) while opening is half imported, so `import phashfleet.files.opening` first would fail.
+from phashfleet.files import opening
 from phashfleet.hashing.algorithms import exact_hash, to_hex
 from phashfleet.hashing.decode import load, normalize, open_image
 from phashfleet.hashing.errors import FileFailed, FileOutcome, FileSkipped
@@ -37,7 +39,9 @@ def hash_ref(ref: str, settings: Settings) -> dict[str, Any]:
     size = None
     try:
         # Half the file's time at most goes on re-reads after transient errors; the rest is for hashing.
-        with open_source(ref, settings.allowed_roots, settings.max_retries, settings.timeout_seconds / 2) as source:
+        with opening.open_source(
+            ref, settings.allowed_roots, settings.max_retries, settings.timeout_seconds / 2
+        ) as source:
             size = source.size
             kind = _kind(ref, source.head, size)
             if kind is Kind.VIDEO:
