@@ -17,13 +17,13 @@ from kubernetes.client.exceptions import ApiException
 
 from phashfleet import metrics
 from phashfleet.job.spec import SpecError, parse_spec
-from phashfleet.job.status import failed_status, pending_status
+from phashfleet.job.status import ACTIVE, failed_status, pending_status
 from phashfleet.logs import about
-from phashfleet_operator import scheduler
+from phashfleet_operator import cadence, scheduler
 from phashfleet_operator.cronjobs import ScheduleError
 from phashfleet_operator.engine import Emit, Unavailable
 from phashfleet_operator.kube import patch_status, post_event
-from phashfleet_operator.reconcile import TERMINAL_PHASES, job_id, retry_delay
+from phashfleet_operator.reconcile import TERMINAL_PHASES, NamespaceJob, job_id, retry_delay
 from phashfleet_operator.runtime import Runtime
 
 GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
@@ -118,34 +118,58 @@ def start(
     memo.engine.forget(job_id(namespace or "", name, uid))  # a PhashJob always has a namespace
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def phashjobs_by_namespace(
+    *, namespace: str | None, name: str, meta: kopf.Meta, status: kopf.Status, **_: Any
+) -> dict[str, NamespaceJob]:
+    """Every PhashJob by namespace with its creation time and phase, for the namespace limit (kopf keeps it)."""
+    return {namespace or "": NamespaceJob(name, meta.get("creationTimestamp") or "", status.get("phase"))}
+
+
 @kopf.timer(
     GROUP,
     VERSION,
     PLURAL,
-    interval=1.0,
-    initial_delay=0.2,
+    interval=cadence.TIMER_SECONDS,
+    initial_delay=0.0,
     backoff=2.0,
     when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None),
 )
+def tick(*, namespace: str | None, name: str, uid: str, memo: Runtime, retry: int = 0, **kwargs: Any) -> None:
+    """Every TIMER_SECONDS: a full tick once a second, or at once when the job's last batch is back."""
+    jid, now = job_id(namespace or "", name, uid), time.monotonic()  # a PhashJob always has a namespace
+    memo.cadence = memo.cadence or cadence.TickCadence()  # the memo is kopf's copy for this PhashJob
+    if memo.cadence.due(now, retry=retry, look=lambda: memo.store.snapshot(jid)):
+        _tick(namespace=namespace or "", name=name, uid=uid, memo=memo, retry=retry, **kwargs)
+        memo.cadence.ticked(now)
+
+
 @_timed("tick")
-def tick(
+def _tick(
     spec: kopf.Spec,
     status: kopf.Status,
-    namespace: str | None,
+    namespace: str,
     name: str,
     uid: str,
     body: kopf.Body,
     meta: kopf.Meta,
     memo: Runtime,
+    phashjobs_by_namespace: kopf.Index[str, NamespaceJob] | None = None,
     retry: int = 0,
     **_: Any,
 ) -> None:
-    """About once a second: hand out batches, fold counts, write status (only what changed).
+    """About once a second: hand out batches, fold counts, write status (only what changed); a job its
+    namespace's limit holds back stays Pending (Queued).
 
     A source or Redis that cannot be reached, or an apiserver that refuses the write for now, retries
     the tick after a growing delay (kopf.TemporaryError); the status says why meanwhile.
     """
-    namespace = namespace or ""  # a PhashJob always has a namespace
+    if status.get("phase") not in ACTIVE:
+        # kopf's index (the unit tests pass none)
+        jobs = phashjobs_by_namespace.get(namespace, ()) if phashjobs_by_namespace else ()
+        if (held := memo.limits.held(namespace, name, jobs, dict(status))) is not None:
+            _write_status(status, held, namespace, name, meta, retry)
+            return
     job = parse_spec(dict(spec))
     try:
         new = memo.engine.tick(job_id(namespace, name, uid), job, dict(status), _emit(body), retry=retry)

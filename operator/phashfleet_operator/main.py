@@ -19,6 +19,7 @@ from phashfleet_operator.autoscaler import Autoscaler, Leadership, operator_iden
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine
 from phashfleet_operator.kube import WorkerScale, load_config, read_peers
+from phashfleet_operator.limits import NamespaceLimits
 from phashfleet_operator.runtime import Runtime
 
 log = logging.getLogger("phashfleet.operator")
@@ -91,7 +92,8 @@ def run(
         if config.autoscaling == "operator"
         else None
     )
-    runtime = Runtime(store, engine, config, broker.client, autoscaler, namespaced=namespace is not None)
+    limits = NamespaceLimits(config.max_running_jobs_per_namespace)
+    runtime = Runtime(store, engine, config, broker.client, autoscaler, limits, namespaced=namespace is not None)
     start_http_server(metrics_port)
     redis_up = preflight.warn_at_startup(config, workers, store.client)
     stop = threading.Event()
