@@ -87,3 +87,10 @@ def test_a_good_job_and_an_empty_one_succeed(photos):
     (photos / "photos" / "p1.png").unlink()
     result, status = _run(_manifest(photos))
     assert result.exit_code == 0 and status["phase"] == "Succeeded" and _condition(status)["reason"] == "NoFiles"
+
+
+def test_a_cronjob_manifest_is_refused_saying_the_operator_schedules_it():
+    example = Path(__file__).resolve().parents[2] / "examples" / "phashcronjob.yaml"
+    result, _ = _run(example)
+    assert result.exit_code == 2, result.output
+    assert "is a PhashCronJob" in result.output and "Traceback" not in result.output

@@ -240,6 +240,9 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError("manifest", f"cannot read {path}: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("kind") != "PhashJob":
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if kind == "PhashCronJob":  # only the operator schedules; its template is a PhashJob spec
+            raise SpecError("kind", f"{path} is a PhashCronJob: the operator runs those on their schedule")
         raise SpecError("kind", f"{path} is not a PhashJob manifest")
     _check_known(doc, manifest_schema()["properties"], "")
     return doc
