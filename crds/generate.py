@@ -3,7 +3,7 @@
 A PhashCronJob's spec.jobTemplate.spec is the PhashJob spec schema, copied here from
 crds/phashjobs.phashfleet.io.yaml (the one source) less its transition rules (the ones naming
 oldSelf): a template may change, only a created PhashJob's spec is fixed. The script writes
-crds/phashcronjobs.phashfleet.io.yaml and the chart's copy; tests/unit/test_cronjob_crd.py fails when
+crds/phashcronjobs.phashfleet.io.yaml and the chart's copy; tests/unit/test_cronjob_crd_generated.py fails when
 either differs from what it makes, so edit this file (or the PhashJob CRD) and rerun it, never the YAML.
 """
 

@@ -9,7 +9,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
 CHART_CRDS = ROOT / "charts" / "phash-fleet" / "crds"
-#: The PhashCronJob CRD, generated into crds/ and the chart (tests/unit/test_cronjob_crd.py checks both).
+#: The PhashCronJob CRD, generated into crds/ and the chart (tests/unit/test_cronjob_crd_generated.py checks both).
 CRONJOB = ROOT / "crds" / "phashcronjobs.phashfleet.io.yaml"
 #: Files the chart's crds/ may hold besides the copy: kopf's peering CRDs, which have no other home.
 CHART_ONLY = {"kopfpeerings.kopf.dev.yaml"}
