@@ -139,9 +139,12 @@ def desired_replicas(
 ) -> ScaleDecision:
     """Workers for `queued` messages waiting in the queue, `per_worker` each (as KEDA's listLength counts
     them): between min and max, never 0 while work remains; with nothing queued but batches still out
-    (`working`) the fleet is kept; it goes to min only after `cooldown` seconds with no work at all."""
+    (`working`) the fleet is kept; it goes to min only after `cooldown` seconds with no work at all.
+
+    While work remains the fleet only grows: a queue that drains as workers take batches would otherwise
+    shrink the fleet mid-job (stopping a worker that was hashing), as HPA's scale-down window prevents."""
     if queued > 0:
-        wanted = math.ceil(queued / max(1, per_worker))
+        wanted = max(math.ceil(queued / max(1, per_worker)), current)
         return ScaleDecision(max(1, minimum, min(maximum, wanted)), None)
     if working:
         return ScaleDecision(max(1, minimum, current), None)

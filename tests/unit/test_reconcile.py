@@ -97,3 +97,11 @@ def test_only_the_peer_kopf_lets_act_leads():
     )  # kopf pauses both
     assert leads({**peers, "dead": {"priority": 100, "lifetime": 60, "lastseen": gone}}, "me", 50, now)
     assert leads({**peers, "junior": {"priority": 10, "lifetime": 60, "lastseen": seen}}, "me", 50, now)
+
+
+def test_a_draining_queue_never_shrinks_the_fleet_while_work_remains():
+    # Two workers took most of the queue: 3 left at 4 a worker would ask for 1, stopping a worker mid-job.
+    common = {"per_worker": 4, "minimum": 0, "maximum": 5, "idle_since": None, "now": 100.0, "cooldown": 30}
+    assert desired_replicas(3, current=2, **common).replicas == 2
+    assert desired_replicas(30, current=2, **common).replicas == 5  # it still grows
+    assert desired_replicas(3, current=9, **common).replicas == 5  # and keeps within the maximum
