@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import yaml
 
+from harness.manifests import variant
 from phashfleet.job.spec import SpecError, parse_spec
 
 MINIMAL = {
@@ -19,10 +19,7 @@ MINIMAL = {
 
 
 def _manifest(name: str, **spec) -> dict:
-    manifest = copy.deepcopy(MINIMAL)
-    manifest["metadata"]["name"] = name
-    manifest["spec"].update(spec)
-    return manifest
+    return variant(MINIMAL, name, **spec)
 
 
 def test_crd_is_established_with_short_name(control_plane):

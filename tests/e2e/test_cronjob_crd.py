@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
+
+from harness.manifests import variant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "phashcronjob.yaml"
 
@@ -18,10 +19,7 @@ MINIMAL = {
 
 
 def _manifest(name: str, **spec) -> dict:
-    manifest = copy.deepcopy(MINIMAL)
-    manifest["metadata"]["name"] = name
-    manifest["spec"].update(spec)
-    return manifest
+    return variant(MINIMAL, name, **spec)
 
 
 def test_crd_is_established_with_short_name(control_plane):
