@@ -265,7 +265,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/phashjobs.phashfleet.io")
         plane.kubectl("create", "namespace", NAMESPACE)
         with bench_redis() as redis:
-            env = fleet_env(redis, roots=[data])
+            # The workers' collector writes each job's output; the parts go under the bench's own folder.
+            env = {
+                **fleet_env(redis, roots=[data]),
+                "PHASHFLEET_OUTPUT_ROOTS": str(work / "out"),
+                "PHASHFLEET_RESULT_STORE": str(work / "results"),
+            }
             workers = start_process(
                 "latency-workers",
                 [

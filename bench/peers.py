@@ -274,6 +274,7 @@ class Fleet(System):
             raise BenchError(f"{self.name} hashes by its own fast path only, not {hashed_by}")
         from phashfleet.embedded.run import run_with_redis
         from phashfleet.job.spec import parse_spec
+        from phashfleet.state import result_store
         from phashfleet.state.redis_store import RedisJobStore
         from phashfleet.worker.broker import redis_client
 
@@ -301,7 +302,8 @@ class Fleet(System):
         if not result.ok or result.status.get("succeeded") != len(files):
             raise BenchError(f"{self.name}: job ended {result.status}")
         store = RedisJobStore(redis_client(self.redis.url, self.redis.password))
-        return {r["path"]: r["hash"] for r in store.iter_results(job_id)}
+        parts = result_store.from_env().iter_records(job_id, store.snapshot(job_id).epoch)
+        return {r["path"]: r["hash"] for r in parts}
 
 
 PEERS = (CeleryPeer, HueyPeer, TaskiqPeer)

@@ -52,6 +52,24 @@ def pytest_sessionfinish(session, exitstatus):
     kill_all_started()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def result_store_root(tmp_path_factory) -> Path:
+    """Every result store the tests' processes open (workers, operators, `phashfleet run`) lies in the session's
+    scratch space, not in the user's cache: PHASHFLEET_RESULT_STORE is set for the session (children inherit it)."""
+    import os
+
+    from phashfleet.state.result_store import RESULT_STORE_ENV
+
+    root = tmp_path_factory.mktemp("result-store")
+    before = os.environ.get(RESULT_STORE_ENV)
+    os.environ[RESULT_STORE_ENV] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop(RESULT_STORE_ENV, None)
+    else:
+        os.environ[RESULT_STORE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
     """A session-wide scratch folder for server data and logs."""

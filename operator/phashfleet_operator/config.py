@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from phashfleet.files.access import ALLOWED_ROOTS_ENV
+from phashfleet.files.access import ALLOWED_ROOTS_ENV, output_roots_from_env
 
 AUTOSCALING_MODES = ("operator", "keda", "none")
 
@@ -59,5 +59,5 @@ class OperatorConfig:
                 "PHASHFLEET_MAX_RUNNING_JOBS_PER_NAMESPACE", cls.max_running_jobs_per_namespace
             ),
             allowed_roots=_roots(ALLOWED_ROOTS_ENV),
-            output_roots=_roots("PHASHFLEET_OUTPUT_ROOTS"),
+            output_roots=output_roots_from_env(),
         )

@@ -1,4 +1,4 @@
-"""The operator's job engine: one tick per job turns Redis state into batches, status and a finish."""
+"""The operator's job engine: one tick per job turns Redis state into batches and status, and asks for the collect."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis
 
 from phashfleet import metrics
 from phashfleet.files.listing import SourceError, SourceNetworkError
-from phashfleet.files.outputs import OutputError
+from phashfleet.job.collect import CollectPlan
 from phashfleet.job.dispatch import (
     ListingCursor,
     count_files,
@@ -23,7 +23,7 @@ from phashfleet.job.dispatch import (
     queue_grace_for,
     resend_overdue,
 )
-from phashfleet.job.finish import finish_job, output_problem
+from phashfleet.job.finish import collect_due, collect_plan, collecting_message, output_problem, report_fields
 from phashfleet.job.spec import JobSpec, spec_default
 from phashfleet.job.status import (
     ACTIVE,
@@ -50,6 +50,7 @@ from phashfleet_operator.reconcile import (
 
 log = logging.getLogger("phashfleet.operator")
 Send = Callable[[str, int], None]
+SendCollect = Callable[[str, CollectPlan], None]
 Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
 
 
@@ -95,9 +96,12 @@ class JobEngine:
         config: OperatorConfig,
         worker_count: Callable[[], int],
         ready_workers: Callable[[], int | None] | None = None,
+        send_collect: SendCollect | None = None,
     ) -> None:
         self.store = store
         self.send = send
+        #: Asks a worker to collect a finished job (group, write the output); None: nobody collects (tests).
+        self.send_collect = send_collect
         self.config = config
         self.worker_count = worker_count
         #: Running (ready) workers, 0 when their Deployment is missing, None when unknown; None: never known.
@@ -182,7 +186,7 @@ class JobEngine:
         exists = self.store.snapshot(job_id).exists
         if previous_phase in ACTIVE and not exists:
             emit("Warning", "StateLost", "Redis lost this job's state; hashing it again from the start")
-        if not exists and (problem := output_problem(spec, self.config.output_roots or None)):
+        if not exists and (problem := output_problem(spec, self.config.output_roots or None, probe=False)):
             return self.failed(status, "OutputFailed", problem, emit)
         try:
             if self.ensure_state(job_id, spec):
@@ -226,11 +230,18 @@ class JobEngine:
             if not snap.finished:
                 # It failed before its last batch was back: the rest is not hashed, and no partial output written.
                 drop_inflight(self.store, job_id)
+                self._ask_collect(job_id, collect_plan(spec, writes=False), now)  # only its results' expiry
+            elif snap.collected is None:
+                if collect_due(snap, now, queue_grace=queue_grace_for(self.store.queue_length())):
+                    self._ask_collect(job_id, collect_plan(spec), now)
+                phase, reason, message = "Running", "Collecting", collecting_message(snap, spec)
+            elif "error" in snap.collected:
+                self.store.expire(job_id, spec.ttl_seconds)
+                self.forget(job_id)
+                return self.failed(status, "OutputFailed", str(snap.collected["error"]), emit)
             else:
-                try:
-                    extra.update(finish_job(self.store, job_id, spec, self.config.output_roots or None))
-                except (OutputError, OSError) as exc:
-                    return self.failed(status, "OutputFailed", f"spec.output.uri: {exc}", emit)
+                extra.update(report_fields(snap.collected))
+        if phase in TERMINAL_PHASES:
             self.store.expire(job_id, spec.ttl_seconds)
             self.forget(job_id)
             log.info(
@@ -273,6 +284,15 @@ class JobEngine:
         self._export(job_id, snap, phase)
         return new
 
+    def _ask_collect(self, job_id: str, plan: CollectPlan, now: float) -> None:
+        """Send the collect message for a job (again) and note when."""
+        if self.send_collect is None:
+            self.store.collected(job_id, {})  # nobody collects: the job ends with its counts alone
+            return
+        self.store.collect_sent(job_id, now)
+        self.send_collect(job_id, plan)
+        log.info("asked a worker to collect the job", extra=_about(job_id))
+
     def _no_workers(
         self, memory: JobMemory, snap: JobSnapshot, spec: JobSpec, now: float, emit: Emit
     ) -> tuple[str, str] | None:
@@ -305,12 +325,13 @@ class JobEngine:
         return failed_status(reason, message, status)
 
     def backlog(self) -> int:
-        """Batches still to hash across every job with state in Redis."""
+        """Batches still to hash, and collects still to run, across every job with state in Redis."""
         total = 0
         for job_id in self.store.job_ids():
             snap = self.store.snapshot(job_id)
             batch = max(1, int((snap.settings or {}).get("batch_size", spec_default("batchSize"))))
             total += backlog_batches(snap, batch)
+            total += int(snap.finished and snap.collected is None)  # its collect: a worker must stay for it
         return total
 
     def _export(self, job_id: str, snap: JobSnapshot, phase: str) -> None:

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 
 from phashfleet import metrics
 from phashfleet.state.redis_store import RedisJobStore
-from phashfleet.worker.actor import send_batch
+from phashfleet.worker.actor import send_batch, send_collect
 from phashfleet.worker.broker import RedisNotConfigured, make_broker
 from phashfleet_operator import handlers, preflight  # noqa: F401 - handlers: imported to register the kopf handlers
 from phashfleet_operator.autoscaler import Autoscaler, Leadership, operator_identity
@@ -81,7 +81,12 @@ def run(
     # The fleet's size is read in every mode (the dispatcher plans for it); only the operator mode sets it.
     workers = WorkerScale(config.worker_deployment, worker_ns)
     engine = JobEngine(
-        store, lambda jid, bid: send_batch(broker, jid, bid), config, workers.fleet_size, ready_workers=workers.ready
+        store,
+        lambda jid, bid: send_batch(broker, jid, bid),
+        config,
+        workers.fleet_size,
+        ready_workers=workers.ready,
+        send_collect=lambda jid, plan: send_collect(broker, jid, plan),
     )
     identity = operator_identity()
     leadership = Leadership(

@@ -12,9 +12,11 @@ import redis
 from harness.outage import outage_server
 from harness.ports import free_port
 from harness.wait import wait_for
+from phashfleet.job.collect import CollectPlan
 from phashfleet.job.spec import parse_spec
 from phashfleet.results import make_record
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.state.store import BatchTally
 from phashfleet.worker.broker import redis_client
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.engine import JobEngine, Unavailable
@@ -80,10 +82,10 @@ def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_
     assert status["phase"] == "Running" and len(sent) > 1
     # The worker (started without the source among its roots) hashes the first batch: every file outside_roots.
     files = store.start_batch(job, sent[0], 1e18)
-    store.record(
+    store.finish_batch(
         job,
         sent[0],
-        [
+        BatchTally.of(
             make_record(
                 f,
                 algorithm="phash",
@@ -92,8 +94,7 @@ def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_
                 reason=f"outside_roots: {f!r} is not under any allowed source root",
             )
             for f in files
-        ],
-        finish=True,
+        ),
     )
     status = engine.tick(job, spec, status, events)
     assert status["phase"] == "Failed", status
@@ -156,15 +157,82 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
         status = engine.tick(job, spec, status, events)
         batch = sent.pop(0)
         files = store.start_batch(job, batch, 1e18)
-        store.record(
+        store.finish_batch(
             job,
             batch,
-            [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files],
-            finish=True,
+            BatchTally.of(make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files),
         )
         time.sleep(0.1)  # the pace of the simulated remote worker, not a wait for a condition
     assert status["phase"] == "Running" and status["succeeded"] >= 10
     assert "NoWorkers" not in events.reasons()
+
+
+def _finish_all(store, job: str, batches: list[int]) -> None:
+    """Every batch sent comes back ok, as a worker would count it."""
+    while batches:
+        batch = batches.pop(0)
+        files = store.start_batch(job, batch, 1e18)
+        store.finish_batch(
+            job,
+            batch,
+            BatchTally.of(make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files),
+        )
+
+
+def test_a_finished_job_is_collecting_until_the_collector_reports_then_ends_with_its_report(store, tmp_path):
+    data = _folder(tmp_path / "data", 6)
+    sent: list[int] = []
+    asked: list[tuple[str, CollectPlan]] = []
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),)),
+        lambda: 1,
+        send_collect=lambda j, plan: asked.append((j, plan)),
+    )
+    out = tmp_path / "out" / "r.jsonl"
+    spec = parse_spec(
+        {"source": {"uri": str(data)}, "batchSize": 2, "duplicates": {"maxDistance": 4}, "output": {"uri": str(out)}}
+    )
+    job, events, status = "ns.collect.1", Events(), {"phase": "Pending"}
+    status = engine.tick(job, spec, status, events)
+    _finish_all(store, job, sent)
+    status = engine.tick(job, spec, status, events)
+    assert status["phase"] == "Running" and _true(status)["reason"] == "Collecting", status
+    assert "grouping near-duplicates and writing the output" in _true(status)["message"]
+    assert [(j, p.max_distance, p.output_uri) for j, p in asked] == [(job, 4, str(out))]
+    status = engine.tick(job, spec, status, events)
+    assert len(asked) == 1, "asked once while the collector may still be on its way"
+    # The collector takes the job and its hold runs out (it died): the next tick asks again.
+    assert store.start_collect(job, time.time() - 1)
+    status = engine.tick(job, spec, status, events)
+    assert len(asked) == 2 and status["phase"] == "Running"
+    store.collected(job, {"duplicateGroups": 1, "duplicateFiles": 2, "outputUri": str(out)})
+    status = engine.tick(job, spec, status, events)
+    assert status["phase"] == "Succeeded", status
+    assert (status["duplicateGroups"], status["duplicateFiles"], status["outputUri"]) == (1, 2, str(out))
+    assert status["succeeded"] == 6 and "Completed" in events.reasons("Normal")
+
+
+def test_an_output_the_collector_could_not_write_fails_the_job_naming_the_field(store, tmp_path):
+    data = _folder(tmp_path / "data", 2)
+    sent: list[int] = []
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),)),
+        lambda: 1,
+        send_collect=lambda j, p: None,
+    )
+    spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "r.jsonl")}})
+    job, events = "ns.collectfail.1", Events()
+    status = engine.tick(job, spec, {"phase": "Pending"}, events)
+    _finish_all(store, job, sent)
+    status = engine.tick(job, spec, status, events)
+    store.collected(job, {"error": "spec.output.uri: disk full"})
+    status = engine.tick(job, spec, status, events)
+    assert status["phase"] == "Failed" and _true(status)["reason"] == "OutputFailed"
+    assert _true(status)["message"] == "spec.output.uri: disk full"
 
 
 @pytest.fixture

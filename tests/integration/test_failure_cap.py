@@ -9,6 +9,7 @@ from phashfleet.results import make_record
 from phashfleet.state import keys
 from phashfleet.state.memory_store import MemoryJobStore
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.state.store import BatchTally
 from phashfleet.worker.broker import redis_client
 
 
@@ -33,7 +34,9 @@ def test_a_store_keeps_the_first_max_failures_failed_records_in_order(store, mon
         make_record(f"/d/f{i:02d}.jpg", algorithm="phash", hash_size=8, status="failed", reason=f"corrupt: {i}")
         for i in range(cap + 5)
     ]
-    assert store.record("ns.cap.1", 0, records[:3], finish=False) == 3
-    assert store.record("ns.cap.1", 0, records[3:], finish=True) == cap + 2
+    store.hand_out("ns.cap.1", 0, [r["path"] for r in records[:3]], 0.0, False)
+    store.hand_out("ns.cap.1", 1, [r["path"] for r in records[3:]], 0.0, True)
+    assert store.finish_batch("ns.cap.1", 0, BatchTally.of(records[:3])) == 1
+    assert store.finish_batch("ns.cap.1", 1, BatchTally.of(records[3:])) == 1  # fills the list up to the cap
     assert [f["path"] for f in store.failures("ns.cap.1")] == [r["path"] for r in records[:cap]]
     assert store.snapshot("ns.cap.1").failed == cap + 5

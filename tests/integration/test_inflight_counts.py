@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.state.store import BatchTally
 from phashfleet.worker.broker import redis_client
 
 
@@ -15,7 +16,7 @@ def test_inflight_counts_match_the_snapshots(redis_env: dict[str, str]) -> None:
         store.create(job, {"algorithm": "phash", "hash_size": 8, "batch_size": 1}, 10)
         for batch in range(n):
             assert store.hand_out(job, batch, [f"/f{batch}"], 0.0, False)
-    store.record(jobs[2], 0, [], finish=True)  # one of its two batches is back
+    store.finish_batch(jobs[2], 0, BatchTally())  # one of its two batches is back
     assert store.inflight_counts([*jobs, "counts.none"]) == [0, 1, 1, 0]
     assert store.inflight_counts(jobs) == [store.snapshot(j).inflight for j in jobs]
     assert store.inflight_counts([]) == []

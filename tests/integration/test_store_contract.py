@@ -1,8 +1,10 @@
 """One contract for both job stores: RedisJobStore (on the harness's real Redis) and MemoryJobStore agree on
-hand-out, leases, overdue batches, set-if-absent records, counts, the failures cap and the snapshot."""
+hand-out, leases, overdue batches, a batch counted once, counts, the failures cap, the collector's hold and report,
+and the snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from phashfleet.results import make_record
 from phashfleet.state.memory_store import MemoryJobStore
 from phashfleet.state.redis_store import RedisJobStore
-from phashfleet.state.store import JobSnapshot, JobStore
+from phashfleet.state.store import BatchTally, JobSnapshot, JobStore
 from phashfleet.worker.broker import redis_client
 
 SETTINGS = {"algorithm": "phash", "hash_size": 8, "batch_size": 2}
@@ -42,7 +44,9 @@ def _record(path: str, status: str = "ok", reason: str | None = None) -> dict[st
 
 def test_create_is_once_and_the_snapshot_starts_empty(store: JobStore, job: str) -> None:
     assert not store.create(job, {"other": 1}, 99)
-    assert store.snapshot(job) == JobSnapshot(exists=True, total=10, settings=SETTINGS)
+    snap = store.snapshot(job)
+    assert len(snap.epoch) == 12 and snap.epoch != ""  # its parts' folder in the result store
+    assert dataclasses.replace(snap, epoch="") == JobSnapshot(exists=True, total=10, settings=SETTINGS)
     assert store.snapshot(f"{job}.missing") == JobSnapshot(exists=False)
 
 
@@ -66,7 +70,7 @@ def test_start_batch_leases_a_batch_in_flight_and_refuses_done_or_unknown_ones(s
     assert store.start_batch(job, 0, 200.0) == ["a", "b"]
     assert store.start_batch(job, 1, 200.0) is None
     assert store.start_batch(f"{job}.missing", 0, 200.0) is None
-    store.record(job, 0, [], finish=True)
+    store.finish_batch(job, 0, BatchTally())
     assert store.start_batch(job, 0, 200.0) is None
 
 
@@ -99,7 +103,7 @@ def test_an_endless_lease_runs_out_at_the_end_of_time(store: JobStore, job: str)
 def test_rearm_drops_the_lease_and_a_renewed_lease_moves_the_deadline(store: JobStore, job: str) -> None:
     store.hand_out(job, 0, ["a", "b"], 100.0, False)
     store.start_batch(job, 0, 150.0)
-    store.record(job, 0, [_record("a")], finish=False, lease_deadline=180.0)  # renewed after a file
+    assert store.renew(job, 0, 180.0)  # renewed while it hashes
     assert store.overdue(job, 170.0, queue_grace=1000.0) == []
     assert store.overdue(job, 180.0, queue_grace=1000.0) == [0]
     store.rearm(job, 0, 180.0)  # no lease now: unstarted again, by the queue clock
@@ -107,53 +111,76 @@ def test_rearm_drops_the_lease_and_a_renewed_lease_moves_the_deadline(store: Job
     assert store.overdue(job, 200.0, queue_grace=20.0) == [0]
 
 
-def test_records_land_once_and_counts_are_exact(store: JobStore, job: str) -> None:
-    store.hand_out(job, 0, ["a", "b", "c"], 100.0, True)
-    assert store.record(job, 0, [_record("a"), _record("b", "skipped")], finish=False, lease_deadline=200.0) == 2
-    assert store.record(job, 0, [_record("a", "failed", "x: again"), _record("c", "failed", "x: no")], finish=True) == 1
-    assert store.record(job, 0, [_record("c")], finish=True) == 0  # a redelivered batch changes nothing
+def _tally(*records: dict[str, Any]) -> BatchTally:
+    return BatchTally.of(records)
+
+
+def test_a_batch_counts_once_and_counts_are_exact(store: JobStore, job: str) -> None:
+    store.hand_out(job, 0, ["a", "b", "c"], 100.0, False)
+    store.hand_out(job, 1, ["d"], 100.0, True)
+    tally = _tally(_record("a"), _record("b", "skipped"), _record("c", "failed", "x: no"))
+    assert store.finish_batch(job, 0, tally) == 1
+    assert store.finish_batch(job, 0, tally) == 0  # a redelivered batch changes nothing
     snap = store.snapshot(job)
-    assert (snap.ok, snap.skipped, snap.failed, snap.done_files, snap.inflight) == (1, 1, 1, 3, 0)
-    assert snap.finished
-    results = sorted(store.iter_results(job), key=lambda r: r["path"])
-    assert [(r["path"], r["status"]) for r in results] == [("a", "ok"), ("b", "skipped"), ("c", "failed")]
+    assert (snap.ok, snap.skipped, snap.failed, snap.done_files, snap.inflight) == (1, 1, 1, 3, 1)
+    assert not snap.finished
+    assert [f["path"] for f in store.failures(job)] == ["c"]
+    assert store.finish_batch(job, 1, _tally(_record("d"))) == 1
+    assert store.snapshot(job).finished and store.snapshot(job).ok == 2
     assert store.overdue(job, float("inf"), queue_grace=0.0) == []
 
 
-def test_records_served_from_the_content_cache_are_counted_once(store: JobStore, job: str) -> None:
-    """`cached: true` records count as ok and as cached; a redelivered one counts neither again."""
+def test_records_served_from_the_content_cache_are_counted_as_ok_and_cached(store: JobStore, job: str) -> None:
     store.hand_out(job, 0, ["a", "b", "c"], 100.0, True)
     cached = {**_record("a"), "cached": True}
-    assert store.record(job, 0, [cached, _record("b"), {**_record("c"), "cached": False}], finish=False) == 3
-    assert store.record(job, 0, [cached], finish=True) == 0
+    assert store.finish_batch(job, 0, _tally(cached, _record("b"), {**_record("c"), "cached": False})) == 1
+    assert store.finish_batch(job, 0, _tally(cached)) == 0
     snap = store.snapshot(job)
     assert (snap.ok, snap.cached, snap.done_files) == (3, 1, 3)
 
 
-def test_record_on_a_job_with_no_state_says_so(store: JobStore) -> None:
-    assert store.record(f"contract.{uuid.uuid4().hex}", 0, [_record("a")], finish=True) == -1
+def test_finishing_a_batch_of_a_job_with_no_state_says_so(store: JobStore) -> None:
+    assert store.finish_batch(f"contract.{uuid.uuid4().hex}", 0, _tally(_record("a"))) == -1
 
 
-def test_a_record_without_finish_renews_the_lease_only_of_a_batch_in_flight(store: JobStore, job: str) -> None:
+def test_a_lease_is_renewed_only_while_the_batch_is_in_flight(store: JobStore, job: str) -> None:
     store.hand_out(job, 0, ["a", "b"], 100.0, False)
-    store.record(job, 0, [_record("a")], finish=True)
-    store.record(job, 0, [_record("b")], finish=False, lease_deadline=50.0)  # late: the batch is closed
+    assert store.renew(job, 0, 150.0)
+    store.finish_batch(job, 0, _tally(_record("a"), _record("b")))
+    assert not store.renew(job, 0, 500.0)  # late: the batch is closed, and gets no lease back
     assert store.overdue(job, float("inf"), queue_grace=0.0) == []
     assert store.snapshot(job).inflight == 0
+    assert not store.renew(f"{job}.missing", 0, 500.0)
+
+
+def test_the_collector_holds_a_job_until_it_reports_and_the_first_report_wins(store: JobStore, job: str) -> None:
+    assert store.snapshot(job).collect_sent is None
+    store.collect_sent(job, 300.0)
+    assert store.start_collect(job, 360.0)
+    snap = store.snapshot(job)
+    assert (snap.collect_sent, snap.collect_lease, snap.collected) == (300.0, 360.0, None)
+    store.collect_sent(job, 400.0)  # asked again (its hold ran out): the old hold goes
+    assert store.snapshot(job).collect_lease is None
+    assert store.collected(job, {"duplicateGroups": 2})
+    assert store.collected(job, {"error": "late"})
+    assert store.snapshot(job).collected == {"duplicateGroups": 2}
+    assert not store.start_collect(job, 500.0)  # collected: a second collector does nothing
+    assert not store.start_collect(f"{job}.missing", 500.0)
+    assert not store.collected(f"{job}.missing", {})
 
 
 def test_failures_keep_the_first_twenty_in_order(store: JobStore, job: str) -> None:
     store.hand_out(job, 0, [f"f{i:02d}" for i in range(25)], 100.0, True)
-    store.record(job, 0, [_record(f"f{i:02d}", "failed", f"x: {i}") for i in range(25)], finish=True)
+    store.finish_batch(job, 0, _tally(*(_record(f"f{i:02d}", "failed", f"x: {i}") for i in range(25))))
     assert [f["path"] for f in store.failures(job)] == [f"f{i:02d}" for i in range(20)]
     assert store.snapshot(job).failed == 25
 
 
 def test_delete_forgets_everything(store: JobStore, job: str) -> None:
     store.hand_out(job, 0, ["a"], 100.0, True)
-    store.record(job, 0, [_record("a")], finish=False, lease_deadline=1.0)
+    store.renew(job, 0, 1.0)
     store.delete(job)
     assert store.snapshot(job) == JobSnapshot(exists=False)
     assert store.start_batch(job, 0, 200.0) is None
-    assert store.record(job, 0, [_record("a")], finish=True) == -1
+    assert store.finish_batch(job, 0, _tally(_record("a"))) == -1
     assert store.create(job, SETTINGS, 1)

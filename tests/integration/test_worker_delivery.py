@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.outage import serving
+from harness.results import records_of
 from harness.synthetic import photo_like
 from harness.wait import wait_for
 from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
 from phashfleet.job.spec import parse_spec
+from phashfleet.state import result_store
 from phashfleet.state.keys import queue
 from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.worker.actor import send_batch
@@ -90,7 +92,9 @@ def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers
     workers()
     snap = wait_for(lambda: (s := driver.store.snapshot(driver.job_id)).finished and s, timeout=120, what="batch done")
     assert snap.ok == 60 and snap.done_files == 60
-    assert driver.store.client.hlen(f"phashfleet:job:{driver.job_id}:results") == 60
+    records = records_of(driver.store, driver.job_id)
+    assert len(records) == 60 and len({r["path"] for r in records}) == 60  # one part, published once
+    assert result_store.from_env().part_ids(driver.job_id, snap.epoch) == [0]
     # The duplicate was taken off the queue and dropped, not hashed into the counts again.
     wait_for(lambda: driver.store.queue_length() == 0, timeout=30, what="queue drained")
     assert driver.store.snapshot(driver.job_id).ok == 60
@@ -98,10 +102,10 @@ def test_the_same_message_delivered_twice_counts_once(redis_env, photos, workers
 
 def test_sigterm_drains_the_in_flight_batch(redis_env, slow_site, workers):
     store, job_id = slow_job(redis_env, slow_site, "sigterm", batches=1, files=16)  # 4 s of hashing
+    SlowImages.served = 0
     worker = workers()
-    results_key = f"phashfleet:job:{job_id}:results"
     wait_for(
-        lambda: 0 < store.client.hlen(results_key) < 16,
+        lambda: 0 < SlowImages.served < 16 and store.client.zcard(f"phashfleet:job:{job_id}:leases") == 1,
         timeout=60,
         interval=0.02,
         what="the worker part-way through the batch",
@@ -116,10 +120,9 @@ def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, wo
     driver = Driver(redis_env, photos, batch_size=20, timeout=5, exact=True)  # exact: slow enough to catch
     victim = workers("victim")
     driver.tick()
-    results_key = f"phashfleet:job:{driver.job_id}:results"
     leases_key = f"phashfleet:job:{driver.job_id}:leases"
     wait_for(
-        lambda: driver.store.client.hlen(results_key) > 0 and driver.store.client.zcard(leases_key) >= 1,
+        lambda: driver.store.client.zcard(leases_key) >= 1,
         timeout=60,
         interval=0.02,
         what="the worker part-way through a leased batch",
@@ -131,7 +134,8 @@ def test_sigkilled_worker_batches_come_back_and_count_once(redis_env, photos, wo
     snap = driver.run_until_finished()
     recovery = time.monotonic() - killed_at
     assert snap.ok == 60 and snap.done_files == 60 and snap.total == 60
-    assert driver.store.client.hlen(results_key) == 60
+    records = records_of(driver.store, driver.job_id)
+    assert sorted(r["path"] for r in records) == sorted(str(p) for p in photos.iterdir())  # each file once
     print(f"\nrecovered from SIGKILL and finished in {recovery:.1f}s (lease = timeout 5s + 15s margin)")
     assert recovery < 5 + 15 + 60
 
@@ -144,10 +148,10 @@ def test_a_rerun_serves_unchanged_files_from_the_cache(redis_env, photos, worker
     photo_like(1200, 900, seed=999).save(changed, quality=85)  # new content, new mtime and ctime
     second = Driver(redis_env, photos, batch_size=30, name="second")
     assert second.run_until_finished().ok == 60
-    records = {r["path"]: r for r in second.store.iter_results(second.job_id)}
+    records = {r["path"]: r for r in records_of(second.store, second.job_id)}
     cached = {p for p, r in records.items() if r.get("cached")}
     assert cached == set(records) - {str(changed)}
-    before = {r["path"]: r["hash"] for r in first.store.iter_results(first.job_id)}
+    before = {r["path"]: r["hash"] for r in records_of(first.store, first.job_id)}
     assert records[str(changed)]["hash"] != before[str(changed)]
 
 
@@ -155,9 +159,12 @@ class SlowImages(BaseHTTPRequestHandler):
     """Answers every GET with the same small PNG after SLOW_SECONDS: a batch that takes a while anywhere."""
 
     png = b""
+    #: Images answered so far (a test resets it).
+    served = 0
 
     def do_GET(self):
         time.sleep(SLOW_SECONDS)  # the server's own pace, not a wait in the test
+        SlowImages.served += 1
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(self.png)))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.outage import serving
+from harness.results import records_of
 from harness.synthetic import photo_like
 from harness.wait import wait_for
 from phashfleet.job.spec import parse_spec
@@ -63,7 +64,7 @@ def test_a_batch_that_always_raises_becomes_failed_records_after_max_retries(red
 
     snap = finished(store, job_id, timeout=120)
     assert (snap.failed, snap.ok, snap.done_files, snap.total) == (6, 0, 6, 6)
-    records = list(store.iter_results(job_id))
+    records = records_of(store, job_id)
     assert sorted(r["path"] for r in records) == files
     assert {r["reason"] for r in records} == {
         "batch_error: ValueError: whash needs a power-of-two hash_size (4, 8, 16, 32), not 12"
@@ -142,14 +143,14 @@ def test_a_file_answering_503_twice_is_read_again_up_to_max_retries(redis_env, s
 
     snap = finished(patient, patient_id, timeout=120)
     assert (snap.ok, snap.failed) == (1, 2)
-    got = {r["path"].rsplit("/", 2)[-2]: r for r in patient.iter_results(patient_id)}
+    got = {r["path"].rsplit("/", 2)[-2]: r for r in records_of(patient, patient_id)}
     assert got["flaky"]["status"] == "ok" and got["flaky"]["hash"], got["flaky"]
     assert got["missing"]["reason"].startswith("not_found:"), got["missing"]
     assert got["garbage"]["reason"].startswith("decode_error:"), got["garbage"]
 
     snap = finished(hasty, hasty_id, timeout=120)
     assert (snap.ok, snap.failed) == (0, 1)
-    (record,) = hasty.iter_results(hasty_id)
+    (record,) = records_of(hasty, hasty_id)
     assert record["reason"].startswith("read_error: ClientResponseError: 503"), record
     assert record["reason"].endswith("(gave up after 2 attempts)"), record
 

@@ -13,6 +13,7 @@ from phashfleet.job.dispatch import (
 from phashfleet.job.spec import parse_spec
 from phashfleet.results import make_record
 from phashfleet.state.memory_store import MemoryJobStore
+from phashfleet.state.store import BatchTally
 
 
 def _job(tmp_path, files: int, batch: int):
@@ -27,7 +28,7 @@ def _job(tmp_path, files: int, batch: int):
 def _finish(store, batch_id):
     files = store.start_batch("j", batch_id, 1e18)
     records = [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files]
-    store.record("j", batch_id, records, finish=True)
+    store.finish_batch("j", batch_id, BatchTally.of(records))
 
 
 def test_window_bounds_batches_in_flight(tmp_path):
@@ -77,13 +78,13 @@ def test_overdue_batches_are_sent_again(tmp_path):
     assert sorted(result.resent) == [0, 1], "unstarted batches come back after the queue grace"
 
 
-def test_records_count_once(tmp_path):
+def test_a_batch_counts_once(tmp_path):
     spec, store, cursor = _job(tmp_path, files=4, batch=4)
     dispatch_tick(store, "j", spec, cursor, lambda j, b: None, now=0, room=1, window=1)
     files = store.start_batch("j", 0, 1e18)
     records = [make_record(f, algorithm="phash", hash_size=8, status="ok", hash="00") for f in files]
-    assert store.record("j", 0, records[:2], finish=False) == 2
-    assert store.record("j", 0, records, finish=True) == 2
+    assert store.finish_batch("j", 0, BatchTally.of(records)) == 1
+    assert store.finish_batch("j", 0, BatchTally.of(records)) == 0  # a second delivery
     assert store.snapshot("j").ok == 4
 
 

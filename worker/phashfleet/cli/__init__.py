@@ -11,7 +11,7 @@ if sys.argv[1:2] == ["worker"]:
 import click
 
 from phashfleet import __version__
-from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, run_cmd, worker_cmd
+from phashfleet.cli import dupes_cmd, hash_cmd, operator_cmd, results_cmd, run_cmd, worker_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,5 +20,5 @@ def main() -> None:
     """Compute perceptual image hashes at scale, locally or on Kubernetes."""
 
 
-for _module in (hash_cmd, run_cmd, dupes_cmd, operator_cmd, worker_cmd):
+for _module in (hash_cmd, run_cmd, results_cmd, dupes_cmd, operator_cmd, worker_cmd):
     main.add_command(_module.cli)

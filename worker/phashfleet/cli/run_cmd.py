@@ -122,4 +122,5 @@ def cli(manifest: str, redis_url: str | None, jobs: int | None, allow_roots: tup
         if bar:
             bar.stop()
     click.echo(json.dumps(result.status, indent=2, ensure_ascii=False))
+    click.echo(f"every record: phashfleet results local/{name}", err=True)
     sys.exit(0 if result.ok else 1)

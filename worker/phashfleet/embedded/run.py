@@ -25,12 +25,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from phashfleet.files.listing import SourceNetworkError
+from phashfleet.job.collect import collect
+from phashfleet.job.complete import complete_batch
 from phashfleet.job.dispatch import ListingCursor, Send, count_files, dispatch_tick, job_window, queue_grace_for
-from phashfleet.job.finish import finish_job, output_problem
+from phashfleet.job.finish import collect_plan, output_problem, report_fields
 from phashfleet.job.spec import JobSpec
 from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 from phashfleet.results import batch_error, failed_records
-from phashfleet.state import keys
+from phashfleet.state import keys, result_store
+from phashfleet.state.result_store import ResultStore
 from phashfleet.state.store import JobStore, SharedJobStore
 
 if TYPE_CHECKING:
@@ -67,20 +70,28 @@ def _hash_batch(files: list[str], settings: dict[str, Any], roots: tuple[str, ..
 
 def _final_status(
     store: JobStore,
+    results: ResultStore,
     job_id: str,
     spec: JobSpec,
-    roots: tuple[str, ...],
     started: str,
     rate: float,
     output_roots: Sequence[str] | None,
 ) -> dict[str, Any]:
+    """Collect the job here (group, write the output; only expire its results if it failed early), then its status."""
     snap = store.snapshot(job_id)
     phase, reason, message = spec_outcome(snap, spec, store.failures(job_id))
-    extra = {"startTime": started}
-    if snap.finished:  # a job that failed early writes no partial output
-        extra.update(finish_job(store, job_id, spec, output_roots))
+    plan = collect_plan(spec, writes=snap.finished)  # a job that failed early writes no partial output
+    report = collect(store, results, job_id, plan, output_roots=output_roots, now=time.time()) or {}
+    if "error" in report:
+        phase, reason, message = "Failed", "OutputFailed", report["error"]
     return job_status(
-        snap, phase=phase, reason=reason, message=message, rate=rate, failures=store.failures(job_id), extra=extra
+        snap,
+        phase=phase,
+        reason=reason,
+        message=message,
+        rate=rate,
+        failures=store.failures(job_id),
+        extra={"startTime": started, **report_fields(report)},
     )
 
 
@@ -103,15 +114,21 @@ def run_embedded(
     jobs: int | None = None,
     progress: Progress | None = None,
     output_roots: Sequence[str] | None = None,
+    results: ResultStore | None = None,
 ) -> RunResult:
-    """Hash the job in a local process pool, with in-memory state; return the final status."""
+    """Hash the job in a local process pool, with in-memory state; return the final status.
+
+    Records go to `results` (by default the result store PHASHFLEET_RESULT_STORE names, or the user's cache).
+    """
     from phashfleet.state.memory_store import MemoryJobStore
 
     store: JobStore = MemoryJobStore()
+    results = results or result_store.from_env()
     if problem := output_problem(spec, output_roots):
         return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
     store.create(job_id, spec.hash_settings(), count_files(spec, roots))
+    epoch = store.snapshot(job_id).epoch
     cursor = ListingCursor(spec, roots)
     workers = jobs or os.cpu_count() or 1
     meter = RateMeter()
@@ -143,7 +160,7 @@ def run_embedded(
                         submit(batch_id, files, tries + 1)
                         continue
                     records = failed_records(files, spec.hash_settings(), batch_error(exc))
-                store.record(job_id, batch_id, records, finish=True)
+                complete_batch(store, results, job_id, epoch, batch_id, records)
             snap = store.snapshot(job_id)
             if progress:
                 progress(snap.done_files, snap.total, meter.update(snap.done_files))
@@ -151,11 +168,8 @@ def run_embedded(
                 for future in futures:
                     future.cancel()  # it failed early: the batches not started are not worth hashing
                 break
-    return RunResult(
-        _final_status(
-            store, job_id, spec, roots, started, meter.update(store.snapshot(job_id).done_files), output_roots
-        )
-    )
+    rate = meter.update(store.snapshot(job_id).done_files)
+    return RunResult(_final_status(store, results, job_id, spec, started, rate, output_roots))
 
 
 def run_with_redis(
@@ -168,6 +182,7 @@ def run_with_redis(
     progress: Progress | None = None,
     output_roots: Sequence[str] | None = None,
     start_workers: bool = True,
+    results: ResultStore | None = None,
 ) -> RunResult:
     """Hash the job with real worker processes on a Redis broker; return the final status.
 
@@ -177,8 +192,9 @@ def run_with_redis(
     process's queue and prefix, the fleet's by default) hash the job.
     """
     names = keys.run_names(uuid.uuid4().hex[:12]) if start_workers else {}
+    results = results or result_store.from_env()
     with (
-        _environment({"PHASHFLEET_REDIS_URL": redis_url, **names}),
+        _environment({"PHASHFLEET_REDIS_URL": redis_url, result_store.RESULT_STORE_ENV: results.url, **names}),
         _sigterm_exits(),
         tempfile.TemporaryDirectory(prefix="phashfleet-run-metrics-") as metrics_dir,
     ):
@@ -196,6 +212,7 @@ def run_with_redis(
             progress=progress,
             output_roots=output_roots,
             worker_env=env if start_workers else None,
+            results=results,
         )
 
 
@@ -209,6 +226,7 @@ def _drive(
     progress: Progress | None,
     output_roots: Sequence[str] | None,
     worker_env: dict[str, str] | None,
+    results: ResultStore,
 ) -> RunResult:
     from phashfleet.embedded.supervise import CrashLoop, WorkerPool
     from phashfleet.state.redis_store import RedisJobStore
@@ -255,9 +273,10 @@ def _drive(
                 break
             time.sleep(DRIVER_TICK)  # the hand-out and progress pace, not a wait for a condition
         return RunResult(
-            _final_status(store, job_id, spec, roots, started, meter.update(snap.done_files), output_roots)
+            _final_status(store, results, job_id, spec, started, meter.update(snap.done_files), output_roots)
         )
     except CrashLoop as exc:
+        collect(store, results, job_id, collect_plan(spec, writes=False), output_roots=None, now=time.time())
         snap = store.snapshot(job_id)
         return RunResult(
             job_status(
@@ -281,7 +300,7 @@ def _drive(
 def resend_in_flight(store: JobStore, job_id: str, send: Send, *, now: float) -> list[int]:
     """A worker died: send every batch in flight again now, not when its lease or Dramatiq's heartbeat runs out.
 
-    Records count once, so the copy of a batch a live worker finishes first is dropped as done.
+    A batch counts once, so the copy of a batch a live worker finishes first is dropped as done.
     """
     batches = store.overdue(job_id, math.inf, queue_grace=0)  # overdue once any time passes: all in flight
     for batch_id in batches:

@@ -10,6 +10,8 @@ from phashfleet.files import schemes
 
 #: Environment variable with the allowed local roots, separated by os.pathsep (":").
 ALLOWED_ROOTS_ENV = "PHASHFLEET_ALLOWED_ROOTS"
+#: Environment variable with the local roots a job's output may be written under (os.pathsep-separated).
+OUTPUT_ROOTS_ENV = "PHASHFLEET_OUTPUT_ROOTS"
 #: Comma-separated URL schemes a worker opens besides schemes.REMOTE, e.g. a test filesystem. Anything
 #: else (local://, zip::..., memory://) is refused unopened.
 EXTRA_SCHEMES_ENV = "PHASHFLEET_EXTRA_SCHEMES"
@@ -30,6 +32,11 @@ def allowed_roots_from_env(default: Sequence[str] = ()) -> tuple[str, ...]:
     raw = os.environ.get(ALLOWED_ROOTS_ENV, "")
     roots = tuple(r for r in raw.split(os.pathsep) if r)
     return roots or tuple(default)
+
+
+def output_roots_from_env() -> tuple[str, ...]:
+    """Return the output roots named by PHASHFLEET_OUTPUT_ROOTS (empty: no local output is allowed)."""
+    return tuple(r for r in os.environ.get(OUTPUT_ROOTS_ENV, "").split(os.pathsep) if r)
 
 
 def is_local(ref: str) -> bool:

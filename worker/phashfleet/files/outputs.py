@@ -78,6 +78,16 @@ def write_records(
     return _write_remote(uri, storage_options, lambda f: writer(records, f))
 
 
+def check_target(uri: str, fmt: str = DEFAULT_FORMAT, allowed_roots: Sequence[str] | None = None) -> None:
+    """Raise OutputError unless `uri` names an output this fleet may write in `fmt`: format (and its extra),
+    scheme and allowed roots. Nothing is touched, so a process without the output's volume can check it."""
+    _writer(fmt)
+    if is_local(uri):
+        _confined(uri, allowed_roots)
+    elif is_http(uri):
+        raise OutputError(f"output {uri!r}: http(s) outputs are not supported; use file:// or s3://")
+
+
 def check_writable(
     uri: str,
     fmt: str = DEFAULT_FORMAT,
@@ -87,16 +97,13 @@ def check_writable(
 ) -> None:
     """Raise OutputError unless `uri` could be written in `fmt` now; leaves no trace behind.
 
-    The checks `write_records` would fail on, made before a job hashes anything: the format (and its
-    extra), the scheme, the allowed roots, and a real write of an empty temporary file beside the target
-    (its folder is created as the write would create it).
+    `check_target`, then a real write of an empty temporary file beside the target (its folder is created as
+    the write would create it): the checks `write_records` would fail on, made before a job hashes anything.
     """
-    _writer(fmt)
+    check_target(uri, fmt, allowed_roots)
     try:
         if is_local(uri):
             _write_local_probe(_confined(uri, allowed_roots))
-        elif is_http(uri):
-            raise OutputError(f"output {uri!r}: http(s) outputs are not supported; use file:// or s3://")
         else:
             _write_remote_probe(uri, storage_options)
     except OutputError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from phashfleet.files.listing import iter_source
 from phashfleet.job.spec import JobSpec
-from phashfleet.state.store import JobSnapshot, JobStore
+from phashfleet.state.store import BatchTally, JobSnapshot, JobStore
 
 #: Seconds a worker's lease on a batch lasts past the per-file timeout; renewed after every file.
 LEASE_MARGIN = 15.0
@@ -21,7 +21,7 @@ LEASE_MARGIN = 15.0
 QUEUE_GRACE = 120.0
 #: ... and when the queue is empty, so the batch is not waiting in it: a worker holds it as its next
 #: batch (it takes a lease when it starts it), or the message was lost (Redis restarted under it, say).
-#: A batch held longer than this is sent again; whoever starts it first records it, and records count once.
+#: A batch held longer than this is sent again; the first delivery to publish its part is the one counted.
 EMPTY_QUEUE_GRACE = 10.0
 
 #: The last batches of a job shrink to no less than batchSize / this (see `tail_batch_size`).
@@ -156,5 +156,5 @@ def drop_inflight(store: JobStore, job_id: str) -> int:
     """
     batches = store.overdue(job_id, float("inf"), queue_grace=0.0)  # every batch out, held or not
     for batch_id in batches:
-        store.record(job_id, batch_id, [], finish=True)
+        store.finish_batch(job_id, batch_id, BatchTally())
     return len(batches)

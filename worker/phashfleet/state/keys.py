@@ -3,14 +3,17 @@
 Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id>``)::
 
     P:jobs                  set    ids of jobs that have state in Redis
-    J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, epoch
-    J:results               hash   path -> record JSON; written set-if-absent, so a file lands once
-    J:counts                hash   ok / failed / skipped, and cached (of the ok ones); bumped only when a record is new
+    J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, epoch (the state's id:
+                                   its parts in the result store live under it), collect_sent, collect_lease,
+                                   collected (the collector's report, JSON)
+    J:counts                hash   ok / failed / skipped, and cached (of the ok ones); bumped once per finished batch
     J:failures              list   the first MAX_FAILURES failed records (path, reason)
     J:inflight              zset   batch id -> time it was handed out (not yet done)
     J:leases                zset   batch id -> lease deadline, while a worker is hashing it
     J:batch:<id>            string JSON list of the batch's file references (deleted when done)
-    P:cache:<key>           string a content-cache record (see phashfleet.state.cache_keys), with a TTL
+
+Records never live in Redis: each finished batch is one part in the result store
+(phashfleet.state.result_store), so Redis holds a job's counts and its batches in flight, whatever its size.
 
 Dramatiq's own keys live under its ``dramatiq:`` namespace (queue ``dramatiq:Q``, where ``Q`` is the
 queue name, ``phashfleet`` by default). Multi-key changes run as Lua scripts in ``phashfleet/state/lua/``.
@@ -30,7 +33,6 @@ from phashfleet.job.spec import schema_of
 MAX_FAILURES: int = schema_of("status.failures")["maxItems"]
 PREFIX_ENV = "PHASHFLEET_KEY_PREFIX"
 QUEUE_ENV = "PHASHFLEET_QUEUE"
-CACHE_PREFIX_ENV = "PHASHFLEET_CACHE_PREFIX"
 #: The prefix and queue of the cluster fleet (and of every process that sets neither variable).
 DEFAULT_NAME = "phashfleet"
 
@@ -48,9 +50,7 @@ def queue() -> str:
 def run_names(run_id: str) -> dict[str, str]:
     """The environment that gives one local run (and its workers) a prefix and queue of its own."""
     name = f"{DEFAULT_NAME}-run-{run_id}"
-    # The content cache is shared by every local run (so a second run of a folder hashes nothing new),
-    # and kept apart from the fleet's: a path on this machine may name another file in a pod.
-    return {PREFIX_ENV: name, QUEUE_ENV: name, CACHE_PREFIX_ENV: f"{DEFAULT_NAME}-run"}
+    return {PREFIX_ENV: name, QUEUE_ENV: name}
 
 
 def everything() -> str:
@@ -64,7 +64,7 @@ def jobs() -> str:
 
 
 def job(job_id: str, part: str) -> str:
-    """One of a job's keys: meta, results, counts, failures, inflight, leases."""
+    """One of a job's keys: meta, counts, failures, inflight, leases."""
     return f"{prefix()}:job:{job_id}:{part}"
 
 
@@ -90,11 +90,6 @@ def batch(job_id: str, batch_id: int) -> str:
 def batch_pattern(job_id: str) -> str:
     """SCAN pattern matching every batch key of a job."""
     return f"{prefix()}:job:{job_id}:batch:*"
-
-
-def cache(key: str) -> str:
-    """A content-cache entry (under PHASHFLEET_CACHE_PREFIX if set, else the key prefix)."""
-    return f"{os.environ.get(CACHE_PREFIX_ENV) or prefix()}:cache:{key}"
 
 
 def dramatiq_queue(name: str | None = None) -> str:

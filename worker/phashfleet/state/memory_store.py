@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+import uuid
 from typing import Any
 
 from phashfleet.state import keys
-from phashfleet.state.store import JobSnapshot
+from phashfleet.state.store import BatchTally, JobSnapshot
 
 
 class MemoryJobStore:
-    """The RedisJobStore's interface on dicts: records land once, counts are exact."""
+    """The RedisJobStore's interface on dicts: a batch counts once, counts are exact."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -26,7 +25,10 @@ class MemoryJobStore:
             "listed": 0,
             "next_batch": 0,
             "listing_done": False,
-            "results": {},
+            "epoch": uuid.uuid4().hex[:12],
+            "collect_sent": None,
+            "collect_lease": None,
+            "collected": None,
             "counts": {"ok": 0, "failed": 0, "skipped": 0, "cached": 0},
             "failures": [],
             "inflight": {},
@@ -48,6 +50,10 @@ class MemoryJobStore:
             listing_done=job["listing_done"],
             inflight=len(job["inflight"]),
             settings=job["settings"],
+            epoch=job["epoch"],
+            collect_sent=job["collect_sent"],
+            collect_lease=job["collect_lease"],
+            collected=job["collected"],
             **job["counts"],
         )
 
@@ -92,46 +98,56 @@ class MemoryJobStore:
     def start_batch(self, job_id: str, batch_id: int, lease_deadline: float) -> list[str] | None:
         """Take a lease and return the files, or None when the batch is done or the job gone."""
         job = self.jobs.get(job_id)
-        if job is None or batch_id not in job["inflight"]:
+        if job is None or not self.renew(job_id, batch_id, lease_deadline):
             return None
-        job["leases"][batch_id] = lease_deadline
         files: list[str] = job["batches"][batch_id]
         return files
 
-    def record(
-        self,
-        job_id: str,
-        batch_id: int,
-        records: Iterable[dict[str, Any]],
-        *,
-        finish: bool,
-        lease_deadline: float = 0.0,
-    ) -> int:
-        """Write records set-if-absent; -1 when the job is gone."""
+    def renew(self, job_id: str, batch_id: int, lease_deadline: float) -> bool:
+        """Extend the lease on a batch in flight."""
+        job = self.jobs.get(job_id)
+        if job is None or batch_id not in job["inflight"]:
+            return False
+        job["leases"][batch_id] = lease_deadline
+        return True
+
+    def finish_batch(self, job_id: str, batch_id: int, tally: BatchTally) -> int:
+        """Count a batch once and close it; 1 counted, 0 not in flight, -1 no state."""
         job = self.jobs.get(job_id)
         if job is None:
             return -1
-        new = 0
-        for record in records:
-            if record["path"] not in job["results"]:
-                job["results"][record["path"]] = json.dumps(record)
-                job["counts"][record["status"]] += 1
-                job["counts"]["cached"] += int(bool(record.get("cached")))
-                new += 1
-                if record["status"] == "failed" and len(job["failures"]) < keys.MAX_FAILURES:
-                    job["failures"].append(record)
-        if finish:
-            job["inflight"].pop(batch_id, None)
-            job["leases"].pop(batch_id, None)
-            job["batches"].pop(batch_id, None)
-        elif batch_id in job["inflight"]:
-            job["leases"][batch_id] = lease_deadline
-        return new
+        if batch_id not in job["inflight"]:
+            return 0
+        del job["inflight"][batch_id]
+        job["leases"].pop(batch_id, None)
+        job["batches"].pop(batch_id, None)
+        for name in ("ok", "failed", "skipped", "cached"):
+            job["counts"][name] += getattr(tally, name)
+        room = keys.MAX_FAILURES - len(job["failures"])
+        job["failures"].extend(dict(r) for r in tally.failures[: max(0, room)])
+        return 1
 
-    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """Every record of a job."""
-        for raw in self.jobs[job_id]["results"].values():
-            yield json.loads(raw)
+    def collect_sent(self, job_id: str, now: float) -> None:
+        """The collector was asked at `now`."""
+        job = self.jobs[job_id]
+        job["collect_sent"], job["collect_lease"] = now, None
+
+    def start_collect(self, job_id: str, lease_deadline: float) -> bool:
+        """Hold the job for the collector; False when collected or gone."""
+        job = self.jobs.get(job_id)
+        if job is None or job["collected"] is not None:
+            return False
+        job["collect_lease"] = lease_deadline
+        return True
+
+    def collected(self, job_id: str, summary: dict[str, Any]) -> bool:
+        """Keep the collector's first report."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return False
+        if job["collected"] is None:
+            job["collected"] = dict(summary)
+        return True
 
     def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first (at most keys.MAX_FAILURES) failed records."""

@@ -1,9 +1,9 @@
-"""Job state in Redis: hand-out cursor, in-flight batches, leases, idempotent results and counts."""
+"""Job state in Redis: hand-out cursor, in-flight batches, leases, per-batch counts and the collector's report."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import uuid
 from importlib import resources
 from typing import Any
 
@@ -11,9 +11,15 @@ import redis
 
 from phashfleet.results import dumps
 from phashfleet.state import keys
-from phashfleet.state.store import JobSnapshot
+from phashfleet.state.store import BatchTally, JobSnapshot
 
 COUNT_FIELDS = ("ok", "failed", "skipped", "cached")
+#: Every key of a job but its batches' file lists.
+JOB_PARTS = ("meta", "counts", "failures", "inflight", "leases")
+
+
+def _float(raw: bytes | None) -> float | None:
+    return float(raw) if raw is not None else None
 
 
 def _lua(name: str) -> str:
@@ -25,8 +31,9 @@ class RedisJobStore:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._record = client.register_script(_lua("record.lua"))
+        self._finish_batch = client.register_script(_lua("finish_batch.lua"))
         self._hand_out = client.register_script(_lua("hand_out.lua"))
+        self._renew = client.register_script(_lua("renew.lua"))
 
     # --- job lifecycle -------------------------------------------------------------------------
     def create(self, job_id: str, settings: dict[str, Any], total: int) -> bool:
@@ -34,7 +41,16 @@ class RedisJobStore:
         meta = keys.job(job_id, "meta")
         created = self.client.hsetnx(meta, "settings", json.dumps(settings, sort_keys=True))
         if created:
-            self.client.hset(meta, mapping={"total": total, "listed": 0, "next_batch": 0, "listing_done": 0})
+            self.client.hset(
+                meta,
+                mapping={
+                    "total": total,
+                    "listed": 0,
+                    "next_batch": 0,
+                    "listing_done": 0,
+                    "epoch": uuid.uuid4().hex[:12],
+                },
+            )
             self.client.sadd(keys.jobs(), job_id)
         return bool(created)
 
@@ -60,11 +76,15 @@ class RedisJobStore:
             cached=cached,
             inflight=inflight,
             settings=json.loads(meta[b"settings"]) if b"settings" in meta else None,
+            epoch=meta.get(b"epoch", b"").decode(),
+            collect_sent=_float(meta.get(b"collect_sent")),
+            collect_lease=_float(meta.get(b"collect_lease")),
+            collected=json.loads(meta[b"collected"]) if b"collected" in meta else None,
         )
 
     def delete(self, job_id: str) -> None:
-        """Remove every key of a job (results included)."""
-        doomed = [keys.job(job_id, part) for part in ("meta", "results", "counts", "failures", "inflight", "leases")]
+        """Remove every key of a job."""
+        doomed = [keys.job(job_id, part) for part in JOB_PARTS]
         doomed += list(self.client.scan_iter(match=keys.batch_pattern(job_id), count=1000))
         self.client.delete(*doomed)
         self.client.srem(keys.jobs(), job_id)
@@ -73,7 +93,7 @@ class RedisJobStore:
         """Let a finished job's state expire after `seconds` (it no longer counts towards the backlog)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.srem(keys.jobs(), job_id)
-        for part in ("meta", "results", "counts", "failures", "inflight", "leases"):
+        for part in JOB_PARTS:
             pipe.expire(keys.job(job_id, part), max(1, seconds))
         pipe.execute()
 
@@ -118,38 +138,55 @@ class RedisJobStore:
     def start_batch(self, job_id: str, batch_id: int, lease_deadline: float) -> list[str] | None:
         """Take a lease on a batch and return its files; None means drop the message (done or gone)."""
         files = self.batch_files(job_id, batch_id)
-        if files is None or self.client.zscore(keys.job(job_id, "inflight"), batch_id) is None:
+        if files is None or not self.renew(job_id, batch_id, lease_deadline):
             return None
-        self.client.zadd(keys.job(job_id, "leases"), {str(batch_id): lease_deadline})
         return files
 
-    def record(
-        self,
-        job_id: str,
-        batch_id: int,
-        records: Iterable[dict[str, Any]],
-        *,
-        finish: bool,
-        lease_deadline: float = 0.0,
-    ) -> int:
-        """Write records set-if-absent and bump counts for new ones; -1 when the job has no state."""
-        args: list[Any] = [batch_id, int(finish), lease_deadline, keys.MAX_FAILURES]
-        for record in records:
-            args += [record["path"], record["status"], int(bool(record.get("cached"))), dumps(record)]
+    def renew(self, job_id: str, batch_id: int, lease_deadline: float) -> bool:
+        """Extend the lease on a batch while it is in flight (atomically: a finished batch gets none)."""
+        return bool(
+            self._renew(
+                keys=[keys.job(job_id, "inflight"), keys.job(job_id, "leases")], args=[batch_id, lease_deadline]
+            )
+        )
+
+    def finish_batch(self, job_id: str, batch_id: int, tally: BatchTally) -> int:
+        """Count a batch once and close it, in one Lua call; 1 counted, 0 not in flight, -1 no state."""
+        args: list[Any] = [batch_id, tally.ok, tally.failed, tally.skipped, tally.cached, keys.MAX_FAILURES]
+        args += [dumps(r) for r in tally.failures[: keys.MAX_FAILURES]]
         return int(
-            self._record(
-                keys=[keys.job(job_id, p) for p in ("meta", "results", "counts", "failures", "inflight", "leases")]
-                + [keys.batch(job_id, batch_id)],
+            self._finish_batch(
+                keys=[keys.job(job_id, p) for p in JOB_PARTS] + [keys.batch(job_id, batch_id)],
                 args=args,
             )
         )
 
-    # --- results -------------------------------------------------------------------------------
-    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """Every record of a job, streamed with HSCAN (never all in memory)."""
-        for _path, raw in self.client.hscan_iter(keys.job(job_id, "results"), count=1000):
-            yield json.loads(raw)
+    # --- the collector -------------------------------------------------------------------------
+    def collect_sent(self, job_id: str, now: float) -> None:
+        """The collector was asked at `now`; any lease it held is dropped."""
+        pipe = self.client.pipeline()
+        pipe.hset(keys.job(job_id, "meta"), "collect_sent", now)
+        pipe.hdel(keys.job(job_id, "meta"), "collect_lease")
+        pipe.execute()
 
+    def start_collect(self, job_id: str, lease_deadline: float) -> bool:
+        """Hold the job for the collector until `lease_deadline`; False when collected or gone."""
+        meta = keys.job(job_id, "meta")
+        exists, collected = self.client.hmget(meta, "settings", "collected")
+        if exists is None or collected is not None:
+            return False
+        self.client.hset(meta, "collect_lease", lease_deadline)
+        return True
+
+    def collected(self, job_id: str, summary: dict[str, Any]) -> bool:
+        """Keep the collector's first report; False when the job has no state."""
+        meta = keys.job(job_id, "meta")
+        if not self.client.exists(meta):
+            return False
+        self.client.hsetnx(meta, "collected", json.dumps(summary, sort_keys=True))
+        return True
+
+    # --- status --------------------------------------------------------------------------------
     def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first (at most keys.MAX_FAILURES) failed records."""
         return [json.loads(r) for r in self.client.lrange(keys.job(job_id, "failures"), 0, keys.MAX_FAILURES - 1)]

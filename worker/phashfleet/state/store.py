@@ -6,7 +6,7 @@ tests/integration/test_store_contract.py pins the semantics for both; dispatch, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,13 @@ class JobSnapshot:
     cached: int = 0
     inflight: int = 0
     settings: dict[str, Any] | None = None
+    #: The job state's own id: its parts in the result store live under it (a restart from scratch gets a new one).
+    epoch: str = ""
+    #: When the collector was last asked to finish the job (None: not yet), and its lease while it works.
+    collect_sent: float | None = None
+    collect_lease: float | None = None
+    #: What the collector reported (status fields, or {"error": ...}); None while it has not.
+    collected: dict[str, Any] | None = None
 
     @property
     def done_files(self) -> int:
@@ -39,8 +46,36 @@ class JobSnapshot:
         return self.exists and self.listing_done and self.inflight == 0
 
 
+@dataclass(frozen=True)
+class BatchTally:
+    """What a finished batch adds to its job: counts, and its failed records (for status.failures)."""
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cached: int = 0
+    failures: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, records: Iterable[dict[str, Any]]) -> BatchTally:
+        """Tally a batch's records (each file once: a batch lists a file once)."""
+        counts = {"ok": 0, "failed": 0, "skipped": 0}
+        cached, failures = 0, []
+        for record in records:
+            counts[record["status"]] += 1
+            cached += int(bool(record.get("cached")))
+            if record["status"] == "failed":
+                failures.append(record)
+        return cls(**counts, cached=cached, failures=tuple(failures))
+
+    @property
+    def files(self) -> int:
+        """Files of the batch."""
+        return self.ok + self.failed + self.skipped
+
+
 class JobStore(Protocol):
-    """A job's state: hand-out cursor, batches in flight, leases, results set-if-absent, counts.
+    """A job's state: cursor, batches in flight, leases, each batch counted once, the collector's hold and report.
 
     Time is the caller's (`now`, `lease_deadline`: seconds on one clock). A batch is overdue when its
     lease deadline is at or before `now`, or, never started, it was handed out (or re-armed) at or
@@ -79,21 +114,25 @@ class JobStore(Protocol):
         """Lease a batch in flight until `lease_deadline` and return its files; None when done or gone."""
         ...
 
-    def record(
-        self,
-        job_id: str,
-        batch_id: int,
-        records: Iterable[dict[str, Any]],
-        *,
-        finish: bool,
-        lease_deadline: float = 0.0,
-    ) -> int:
-        """Write records set-if-absent and count the new ones; `finish` closes the batch, else the lease is
-        renewed to `lease_deadline`. Returns how many were new, -1 when the job has no state."""
+    def renew(self, job_id: str, batch_id: int, lease_deadline: float) -> bool:
+        """Extend a worker's lease on a batch in flight; False when the batch is done (or the job gone)."""
         ...
 
-    def iter_results(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """Every record of a job, once each."""
+    def finish_batch(self, job_id: str, batch_id: int, tally: BatchTally) -> int:
+        """Count a batch once and close it: 1 when counted now, 0 when it was not in flight, -1 when the job
+        has no state. Its records are in the result store already (see job.complete)."""
+        ...
+
+    def collect_sent(self, job_id: str, now: float) -> None:
+        """The collector was asked (again) at `now` to finish the job; any lease it held is dropped."""
+        ...
+
+    def start_collect(self, job_id: str, lease_deadline: float) -> bool:
+        """The collector holds the job until `lease_deadline`; False when it was collected (or is gone)."""
+        ...
+
+    def collected(self, job_id: str, summary: dict[str, Any]) -> bool:
+        """Keep the collector's report (the first one wins); False when the job has no state."""
         ...
 
     def failures(self, job_id: str) -> list[dict[str, Any]]:

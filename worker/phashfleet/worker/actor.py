@@ -1,4 +1,4 @@
-"""The one Dramatiq actor: hash a batch of files and record every file's result exactly once.
+"""The Dramatiq actors: hash a batch of files and count its records exactly once; collect a finished job.
 
 A batch that raises is tried again with Dramatiq's backoff until it has had its job's spec.maxRetries
 retries; then its files without a record become `failed` records naming the error, so the job ends.
@@ -15,14 +15,17 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from phashfleet import metrics
-from phashfleet.files.access import allowed_roots_from_env
+from phashfleet.files.access import allowed_roots_from_env, output_roots_from_env
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
+from phashfleet.job.collect import CollectPlan, collect
+from phashfleet.job.complete import complete_batch
 from phashfleet.job.dispatch import lease_seconds
 from phashfleet.results import batch_error, failed_records
-from phashfleet.state import keys
-from phashfleet.state.content_cache import hash_with_cache
+from phashfleet.state import keys, result_store
+from phashfleet.state.content_cache import ContentCache, hash_with_cache
 from phashfleet.state.redis_store import RedisJobStore
+from phashfleet.state.result_store import ResultStore
 
 if TYPE_CHECKING:
     from dramatiq.brokers.redis import RedisBroker
@@ -30,8 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("phashfleet.worker")
 
 ACTOR_NAME = "hash_batch"
-#: Seconds between writes of finished records while a batch is being hashed (each write renews the lease).
-FLUSH_INTERVAL = 0.5
+COLLECT_ACTOR_NAME = "collect_job"
+#: Seconds between renewals of a worker's lease on the batch it hashes (a lease outlives one file's timeout).
+RENEW_INTERVAL = 0.5
+#: Tries of a collect message that raises; then the operator asks again once the collector's hold runs out.
+COLLECT_RETRIES = 3
 #: Retries of a batch that keeps raising although its job allows no more: only while the failed records
 #: cannot be written either (Redis down); then Dramatiq gives the message up and the operator's resend of
 #: the overdue batch starts it again. spec.maxRetries is at most 20, so this never cuts a job's retries short.
@@ -57,11 +63,26 @@ def send_batch(broker: dramatiq.Broker, job_id: str, batch_id: int) -> None:
     )
 
 
-class BatchHasher:
-    """Runs one batch: take the lease, hash, record in small idempotent steps, finish."""
+def send_collect(broker: dramatiq.Broker, job_id: str, plan: CollectPlan) -> None:
+    """Enqueue the message that asks a worker to collect a finished job (group, write the output)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=keys.queue(),
+            actor_name=COLLECT_ACTOR_NAME,
+            args=(job_id, plan.to_message()),
+            kwargs={},
+            options={},
+        )
+    )
 
-    def __init__(self, store: RedisJobStore, allowed_roots: tuple[str, ...]) -> None:
+
+class BatchHasher:
+    """Runs one batch: take the lease, hash (renewing it), publish the batch's part, count it once."""
+
+    def __init__(self, store: RedisJobStore, results: ResultStore, allowed_roots: tuple[str, ...]) -> None:
         self.store = store
+        self.results = results
+        self.cache = ContentCache(results)
         self.allowed_roots = allowed_roots
 
     def __call__(self, job_id: str, batch_id: int) -> str:
@@ -78,30 +99,30 @@ class BatchHasher:
         hash_settings = Settings.from_job(settings, self.allowed_roots)
         job = keys.job_ref(job_id)
         self._init_series(job, settings["algorithm"])
-        pending: list[dict[str, Any]] = []
-        last_flush = last_file = time.monotonic()
+        records: list[dict[str, Any]] = []
+        last_renew = last_file = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
         try:
             fresh = functools.partial(hash_many, settings=hash_settings)
-            for record in hash_with_cache(self.store.client, files, settings, self.allowed_roots, fresh):
+            for record in hash_with_cache(self.cache, files, settings, self.allowed_roots, fresh):
                 now = time.monotonic()
                 metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
                 last_file = now
                 self._observe(job, settings["algorithm"], record)
                 if record["status"] == "failed":
                     log.warning("failed %s: %s", record["path"], record["reason"])
-                pending.append(record)
-                if time.monotonic() - last_flush >= FLUSH_INTERVAL:
-                    if (
-                        self.store.record(job_id, batch_id, pending, finish=False, lease_deadline=time.time() + lease)
-                        < 0
-                    ):
+                records.append(record)
+                if now - last_renew >= RENEW_INTERVAL:
+                    if not self.store.renew(job_id, batch_id, time.time() + lease):
                         metrics.count_batch("dropped")
-                        return "dropped: job state disappeared mid-batch"
-                    pending, last_flush = [], time.monotonic()
-            self.store.record(job_id, batch_id, pending, finish=True)
+                        return "dropped: the batch was finished by another delivery, or the job went, mid-batch"
+                    last_renew = now
+            counted = complete_batch(self.store, self.results, job_id, snap.epoch, batch_id, records)
         finally:
             metrics.WORKER_INFLIGHT.dec()
+        if counted <= 0:
+            metrics.count_batch("dropped")
+            return "dropped: the batch was counted before" if counted == 0 else "dropped: the job state went"
         metrics.count_batch("done")
         return "done"
 
@@ -111,28 +132,24 @@ class BatchHasher:
         return snap.settings is not None and retries < max_retries_of(snap.settings)
 
     def fail_rest(self, job_id: str, batch_id: int, reason: str) -> str:
-        """Give up on a batch: every file of it without a record gets a failed one, and the batch is done."""
+        """Give up on a batch: every file of it gets a failed record, unless a delivery published its part."""
         snap = self.store.snapshot(job_id)
         files = self.store.batch_files(job_id, batch_id)
         if not snap.exists or snap.settings is None or files is None:
             metrics.count_batch("dropped")
             return "dropped: batch already done or job gone"
-        recorded = self.store.client.hmget(keys.job(job_id, "results"), files) if files else []
         settings = snap.settings
-        records = failed_records(
-            [path for path, raw in zip(files, recorded, strict=False) if raw is None], settings, reason
-        )
-        # Set-if-absent like every record: a file some other delivery recorded meanwhile keeps its record.
-        if self.store.record(job_id, batch_id, records, finish=True) < 0:
+        records = failed_records(files, settings, reason)
+        if complete_batch(self.store, self.results, job_id, snap.epoch, batch_id, records) <= 0:
             metrics.count_batch("dropped")
-            return "dropped: job state disappeared"
+            return "dropped: batch counted before, or the job state went"
         job = keys.job_ref(job_id)
         self._init_series(job, settings["algorithm"])
         for record in records:
             self._observe(job, settings["algorithm"], record)
             log.warning("failed %s: %s", record["path"], reason)
         metrics.count_batch("failed")
-        return f"failed: {len(records)} files without a record after the last retry ({reason})"
+        return f"failed: {len(records)} files after the last retry ({reason})"
 
     @staticmethod
     def _init_series(job: tuple[str, str], algorithm: str) -> None:
@@ -151,8 +168,18 @@ class BatchHasher:
 
 
 def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
-    """Declare the hash_batch actor on `broker` with the store on the broker's own Redis client."""
-    hasher = BatchHasher(RedisJobStore(broker.client), allowed_roots_from_env())
+    """Declare the hash_batch and collect_job actors on `broker`, with the store on the broker's own Redis client."""
+    store = RedisJobStore(broker.client)
+    results = result_store.from_env()
+    hasher = BatchHasher(store, results, allowed_roots_from_env())
+    output_roots = output_roots_from_env() or None
+
+    def collect_job(job_id: str, plan: dict[str, Any]) -> None:
+        """Group a finished job's near-duplicates and write its output, from its parts."""
+        report = collect(
+            store, results, job_id, CollectPlan.from_message(plan), output_roots=output_roots, now=time.time()
+        )
+        log.info("job %s collected: %s", job_id, report if report is not None else "nothing to do")
 
     def hash_batch(job_id: str, batch_id: int) -> None:
         """Hash one batch of a job; after its last retry, record the files it could not as failed."""
@@ -179,6 +206,15 @@ def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
         broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
     broker.declare_queue(keys.queue())
+    dramatiq.actor(
+        actor_name=COLLECT_ACTOR_NAME,
+        queue_name=keys.queue(),
+        broker=broker,
+        max_retries=COLLECT_RETRIES,
+        min_backoff=1000,
+        max_backoff=30_000,
+        time_limit=24 * 3600 * 1000,
+    )(collect_job)
     return dramatiq.actor(
         actor_name=ACTOR_NAME,
         queue_name=keys.queue(),
