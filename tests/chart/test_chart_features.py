@@ -98,13 +98,41 @@ def test_source_and_output_volumes():
         assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
         assert env_of(c)["AWS_ENDPOINT_URL"] == "http://minio.example:9000"
         assert env_of(c)["AWS_DEFAULT_REGION"] == "eu-west-1"
-    assert {m["mountPath"]: m.get("readOnly") for m in op["volumeMounts"]}["/data/results"] is False
-    assert "/data/results" not in {m["mountPath"] for m in wk["volumeMounts"]}
-    assert env_of(op)["PHASHFLEET_OUTPUT_ROOTS"] == "/data/results"
+    # The workers' collector writes outputs; the operator only checks a job's output path against the roots.
+    assert {m["mountPath"]: m.get("readOnly") for m in wk["volumeMounts"]}["/data/results"] is False
+    assert "/data/results" not in {m["mountPath"] for m in op["volumeMounts"]}
+    assert env_of(op)["PHASHFLEET_OUTPUT_ROOTS"] == env_of(wk)["PHASHFLEET_OUTPUT_ROOTS"] == "/data/results"
     vols = {v["name"]: v for v in r.get("Deployment", f"{P}-worker")["spec"]["template"]["spec"]["volumes"]}
     assert vols["source-photos"]["persistentVolumeClaim"] == {"claimName": "photos", "readOnly": True}
     assert vols["source-nas"]["nfs"] == {"server": "nas.example", "path": "/export/pics", "readOnly": True}
     assert vols["source-host"]["hostPath"] == {"path": "/srv/pics", "type": "Directory"}
+
+
+def test_the_result_store_is_a_claim_of_the_workers_only_unless_it_is_an_object_store():
+    r = render({})
+    op, wk = container(r, "Deployment", f"{P}-operator"), container(r, "Deployment", f"{P}-worker")
+    assert env_of(wk)["PHASHFLEET_RESULT_STORE"] == "/var/lib/phashfleet/results"
+    assert {m["mountPath"]: m["name"] for m in wk["volumeMounts"]}["/var/lib/phashfleet/results"] == "results"
+    vols = {v["name"]: v for v in r.get("Deployment", f"{P}-worker")["spec"]["template"]["spec"]["volumes"]}
+    assert vols["results"]["persistentVolumeClaim"] == {"claimName": f"{P}-results"}
+    claim = r.get("PersistentVolumeClaim", f"{P}-results")
+    assert (
+        claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        and claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    )
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # results outlive an uninstall
+    assert "PHASHFLEET_RESULT_STORE" not in env_of(op)
+    assert all(m["mountPath"] == "/tmp" for m in op["volumeMounts"])  # the operator holds no data volume of its own
+
+    mine = render({"resultStore": {"existingClaim": "shared-results"}})
+    vols = {v["name"]: v for v in mine.get("Deployment", f"{P}-worker")["spec"]["template"]["spec"]["volumes"]}
+    assert vols["results"]["persistentVolumeClaim"] == {"claimName": "shared-results"}
+    assert not mine.of("PersistentVolumeClaim")
+
+    s3 = render({"resultStore": {"uri": "s3://bucket/phashfleet"}})
+    wk = container(s3, "Deployment", f"{P}-worker")
+    assert env_of(wk)["PHASHFLEET_RESULT_STORE"] == "s3://bucket/phashfleet"
+    assert "results" not in {m["name"] for m in wk["volumeMounts"]} and not s3.of("PersistentVolumeClaim")
 
 
 def test_explicit_allowed_roots_win():

@@ -16,7 +16,7 @@ def fleet(control_plane, namespace, redis_server, redis_env, pod_runner, operato
     control_plane.kubectl(
         "create", "secret", "generic", "redis", f"--from-literal=password={redis_server.password}", "-n", namespace
     )
-    control_plane.apply(worker_deployment(namespace, roots, redis_server.url))
+    control_plane.apply(worker_deployment(namespace, roots, redis_server.url, str(tmp_path)))
     runner = pod_runner(namespace, WORKER)
     env = {
         **redis_env,

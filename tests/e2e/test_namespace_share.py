@@ -42,7 +42,7 @@ def shared_fleet(control_plane, namespace, redis_server, redis_env, pod_runner, 
     control_plane.kubectl(
         "create", "secret", "generic", "redis", f"--from-literal=password={redis_server.password}", "-n", namespace
     )
-    control_plane.apply(worker_deployment(namespace, roots, redis_server.url))
+    control_plane.apply(worker_deployment(namespace, roots, redis_server.url, str(tmp_path)))
     pod_runner(namespace, WORKER)
     env = {
         **redis_env,

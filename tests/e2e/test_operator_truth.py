@@ -23,7 +23,7 @@ def make_fleet(control_plane, namespace, redis_server, redis_env, pod_runner, op
         control_plane.kubectl(
             "create", "secret", "generic", "redis", f"--from-literal=password={redis_server.password}", "-n", namespace
         )
-        control_plane.apply(worker_deployment(namespace, worker_roots or roots, redis_server.url))
+        control_plane.apply(worker_deployment(namespace, worker_roots or roots, redis_server.url, str(tmp_path)))
         runner = pod_runner(namespace, WORKER)
         op_env = {
             **redis_env,

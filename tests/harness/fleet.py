@@ -30,7 +30,8 @@ def make_corpus(
     return {"files": photos * 2 + 2}
 
 
-def worker_deployment(namespace: str, roots: str, redis_url: str) -> dict:
+def worker_deployment(namespace: str, roots: str, redis_url: str, output_roots: str = "") -> dict:
+    """The worker Deployment the pod runner runs: it reads under `roots` and collects outputs under `output_roots`."""
     return yaml.safe_load(f"""
 apiVersion: apps/v1
 kind: Deployment
@@ -50,6 +51,7 @@ spec:
             - {{name: PHASHFLEET_REDIS_URL, value: "{redis_url}"}}
             - {{name: PHASHFLEET_REDIS_PASSWORD, valueFrom: {{secretKeyRef: {{name: redis, key: password}}}}}}
             - {{name: PHASHFLEET_ALLOWED_ROOTS, value: "{roots}"}}
+            - {{name: PHASHFLEET_OUTPUT_ROOTS, value: "{output_roots}"}}
 """)
 
 

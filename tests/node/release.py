@@ -62,7 +62,7 @@ def host_folder_claim(node, namespace: str, name: str, folder: Path, *, read_onl
 
 def install(node, namespace: str, data: Path, out: Path, *, values: dict | None = None, binary: str = "helm") -> dict:
     """helm install --wait the chart with the local images, `data` as /data and `out` as /out; return the fleet."""
-    out.chmod(0o777)  # the operator (UID 10001) writes results here
+    out.chmod(0o777)  # the workers (UID 10001) write outputs here
     host_folder_claim(node, namespace, "source", data, read_only=True)
     host_folder_claim(node, namespace, "results", out, read_only=False)
     base = merge(

@@ -195,6 +195,18 @@ envFrom:
 {{- join ":" $roots }}
 {{- end }}
 
+{{/* Where workers keep the parts: resultStore.uri, or the mount path of its claim. */}}
+{{- define "phash-fleet.resultStore.uri" -}}
+{{- default "/var/lib/phashfleet/results" .Values.resultStore.uri }}
+{{- end }}
+
+{{/* The claim of the result store (empty when resultStore.uri names an object store). */}}
+{{- define "phash-fleet.resultStore.claim" -}}
+{{- if not .Values.resultStore.uri }}
+{{- default (printf "%s-results" (include "phash-fleet.fullname" .)) .Values.resultStore.existingClaim }}
+{{- end }}
+{{- end }}
+
 {{/* Pod volumes for a list of data volumes; call with (dict "volumes" LIST "prefix" "source" "readOnly" true). */}}
 {{- define "phash-fleet.dataVolumes" -}}
 {{- range .volumes }}
