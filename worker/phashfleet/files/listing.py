@@ -404,6 +404,8 @@ def _walker_for(uri: str, roots: Sequence[str], storage_options: dict[str, Any])
         return _remote_walker(uri, "s3", storage_options)
     if scheme in schemes.HTTP:
         return _http_walker(uri, storage_options)
+    if scheme in schemes.extra():
+        return _remote_walker(uri, scheme, storage_options)
     raise SourceSpecError(uri, f"unsupported scheme {scheme!r} ({schemes.HINT})")
 
 

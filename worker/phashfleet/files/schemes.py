@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 #: A plain path ("" : no scheme) or file://.
 LOCAL = ("", "file")
 #: S3 and its Hadoop spelling, both read with s3fs.
@@ -12,6 +14,9 @@ HTTP = ("http", "https")
 REMOTE = S3 + HTTP
 #: Every scheme a PhashJob's source may use.
 ALL = LOCAL + REMOTE
+#: Comma-separated fsspec protocols an operator admin allows besides ALL (a test filesystem, say), for
+#: sources only: listed with the generic fsspec walker and opened by workers (see files.access).
+EXTRA_ENV = "PHASHFLEET_EXTRA_SCHEMES"
 #: How messages name them.
 HINT = "use file://, s3:// or http(s)://"
 
@@ -29,3 +34,8 @@ def is_s3(ref: str) -> bool:
 def is_http(ref: str) -> bool:
     """True for an http:// or https:// URL."""
     return scheme_of(ref) in HTTP
+
+
+def extra() -> tuple[str, ...]:
+    """The source schemes PHASHFLEET_EXTRA_SCHEMES allows besides ALL (none unless set)."""
+    return tuple(s.strip().lower() for s in os.environ.get(EXTRA_ENV, "").split(",") if s.strip())

@@ -196,7 +196,7 @@ def _check_rules(spec: dict[str, Any]) -> None:
         raise SpecError("spec.source", "must name at least one of uri or files")
     for ref in [source.get("uri") or "", *source["files"]]:
         # Matched as written, so "S3://" is refused as it always was.
-        if "://" in ref and ref.split("://", 1)[0] not in schemes.ALL:
+        if "://" in ref and ref.split("://", 1)[0] not in schemes.ALL + schemes.extra():
             raise SpecError("spec.source", f"unsupported URL scheme in {ref!r} ({schemes.HINT})")
     if spec["algorithm"] == "whash" and spec["hashSize"] not in whash_sizes():
         *most, last = whash_sizes()
