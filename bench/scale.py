@@ -1,36 +1,47 @@
-"""Scale: one PhashJob of 10k -> 100k -> 1M files, and what the control path costs as the job grows.
+"""Scale: one PhashJob of 10k -> 100k -> 1M files run by the real operator, and what it costs as the job grows.
 
-The source is `synthetic://nN/` (bench/synthfs.py): N names in folders of 1,000, each a tiny PNG
-computed on the fly, so nothing but the control path grows. For each size a fresh redis-server
-and `phashfleet worker --processes W` start (the workers find `synthetic://` through an fsspec
-entry point), then bench/scale_driver.py drives the job with the operator's JobEngine, one tick a
-second as the kopf timer does. Reported per size: enqueue-to-done time, the operator process's
-peak RSS (and its baseline after start-up), Redis peak `used_memory` split into the job's
-results hash and everything else, and status writes per second.
+A real control plane (etcd + kube-apiserver, tests/harness) starts once and gets the CRD. For each
+size a fresh redis-server, result store and output folder, the real `phashfleet operator` process
+and `phashfleet worker --processes W` start; a tiny warm-up job runs first (every worker process
+starts its hashing child), then one PhashJob over `synthetic://nN/` (bench/synthfs.py: N names in
+folders of 1,000, each a tiny PNG computed on the fly, so nothing but the control path grows).
+Operator and workers find `synthetic://` through an fsspec entry point and are allowed it by
+PHASHFLEET_EXTRA_SCHEMES. Everything is measured from outside the processes:
 
-Sizes that would not fit in `--budget-minutes` (judged from the previous size's rate) are
-extrapolated, and the table says so: time and results memory linearly, the rest flat.
+- files/s: from just before the create call to the watch event that shows the job Succeeded;
+- status writes/s: MODIFIED events of the PhashJob on a watch over that time (and those of them
+  that changed `.status`);
+- Redis peak `used_memory` (INFO memory sampled every 0.5 s, and `used_memory_peak` at the end);
+- operator peak RSS (/proc/PID/status VmRSS sampled, and VmHWM at the end);
+- the size of the job's output file and of its parts (bytes under `<result store>/jobs/`).
 
-    python bench/scale.py                                   # 10k, 100k, 1M within 9 minutes
-    python bench/scale.py --budget-minutes 25 --json bench/out/scale.json
+Sizes that would not fit in `--budget-minutes` (judged from the last size's rate) are
+extrapolated, and the table says so: time at the last rate, the rest linearly from the last two
+measured sizes.
+
+    python bench/scale.py                                   # 10k, 100k, 1M within the budget
+    python bench/scale.py --sizes 10000,100000,1000000,10000000 --budget-minutes 60 --json bench/out/scale.json
     python bench/scale.py --small                           # seconds; what CI runs
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    BENCH,
     CACHE,
+    ROOT,
     BenchError,
     add_common_args,
     bench_redis,
@@ -45,149 +56,326 @@ from common import (
     start_process,
     stop_cleanly_on_sigterm,
 )
-from synthfs import plugin_dir
+from harness.controlplane import ControlPlane
+from harness.operator_proc import OperatorProcess
+from harness.wait import wait_for
+from synthfs import PROTOCOL, plugin_dir, root_uri
 
 MB = 1024 * 1024
+CRD_FILE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
+GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
 #: Seconds between samples of Redis and operator memory while a job runs.
 SAMPLE_EVERY = 0.5
-#: Seconds a size may need on top of its hashing: start-up, warm-up, the final listing pass.
-OVERHEAD_S = 30.0
+#: Seconds a size may need on top of its hashing: start-up, warm-up, the final pass.
+OVERHEAD_S = 40.0
+ENDED = ("Succeeded", "Failed")
+#: Measured figures that an extrapolated row takes linearly from the last two measured sizes.
+LINEAR = ("operator_peak_mb", "redis_peak_mb", "output_mb", "parts_mb")
 
 
-def run_size(files: int, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
-    """Run one job of `files` files on fresh Redis and workers; return its measurements."""
-    with bench_redis() as redis:
-        env = fleet_env(redis)
-        env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir(CACHE / "fsspec-plugin")), env["PYTHONPATH"]])
-        env["PHASHFLEET_EXTRA_SCHEMES"] = "synthetic"  # workers refuse schemes beyond file, s3 and http(s)
-        workers = start_process(
-            f"scale-workers-{files}",
-            [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(args.workers), "--metrics-port", "0"],
-            env=env,
-            log_dir=args.out / "logs",
-        )
-        driver = start_process(
-            f"scale-driver-{files}",
-            [
-                sys.executable,
-                str(BENCH / "scale_driver.py"),
-                "--files",
-                str(files),
-                "--workers",
-                str(args.workers),
-                "--batch-size",
-                str(args.batch_size),
-                "--timeout",
-                str(timeout),
-            ],
-            env=env,
-            log_dir=args.out / "logs",
-        )
-        peak_redis = peak_driver = 0
-        deadline = time.monotonic() + timeout + 120
-        try:
-            while driver.alive:
-                workers.check_alive()
-                peak_redis = max(peak_redis, redis_memory(redis)["used_memory"])
-                peak_driver = max(peak_driver, rss_bytes(pid_of(driver)))
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{files} files: the driver did not finish in time")
-                time.sleep(SAMPLE_EVERY)  # a sampling period, not a wait for a condition
-            code = driver.proc.returncode if driver.proc else None
-            if code != 0:
-                raise BenchError(f"driver failed ({code}):\n{driver.log_tail()}")
-            lines = [ln for ln in driver.log_path.read_text().splitlines() if ln.startswith('{"seconds"')]
-            if not lines:
-                raise BenchError(f"driver printed no result:\n{driver.log_tail()}")
-            result = json.loads(lines[-1])
-            client = redis.client()
-            results_key = f"phashfleet:job:{result['job_id']}:results"
-            results_bytes = int(client.memory_usage(results_key, samples=0) or 0)
-            mem = redis_memory(redis)
-            peak = max(peak_redis, mem["used_memory_peak"])
-        finally:
-            driver.stop()
-            workers.stop()
-    status = result["status"]
-    done = (status.get("succeeded") or 0) + (status.get("failed") or 0) + (status.get("skipped") or 0)
+class JobWatch:
+    """Watches the PhashJobs of a namespace: per name its last status, when each phase was first seen,
+    and how many MODIFIED events it had (all of them, and those that changed `.status`)."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self.api = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self.seen: dict[str, dict[str, float]] = {}
+        self.status: dict[str, dict[str, Any]] = {}
+        self.modified: dict[str, int] = {}
+        self.status_modified: dict[str, int] = {}
+        #: Per name: (monotonic time, event type, what changed: "status" or "metadata", phase).
+        self.events: dict[str, list[tuple[float, str, str, str]]] = {}
+        self.changed = threading.Condition()
+        self._stop = threading.Event()
+        listed = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        self._version = listed["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            try:
+                for event in watch.Watch().stream(
+                    self.api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    resource_version=self._version,
+                    timeout_seconds=30,
+                ):
+                    self._record(event["type"], event["object"], time.monotonic())
+                    if self._stop.is_set():
+                        return
+            except Exception as exc:  # noqa: BLE001 - the watch resumes from the last version it saw
+                if not self._stop.is_set():
+                    print(f"watch restarted: {exc}", file=sys.stderr)
+                    time.sleep(0.2)  # a pause before reconnecting, not a wait for a condition
+
+    def _record(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        self._version = obj["metadata"]["resourceVersion"]
+        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        with self.changed:
+            what = "status" if status != self.status.get(name, {}) else "metadata"
+            if kind == "MODIFIED":
+                self.modified[name] = self.modified.get(name, 0) + 1
+                if what == "status":
+                    self.status_modified[name] = self.status_modified.get(name, 0) + 1
+            self.events.setdefault(name, []).append((at, kind, what, str(status.get("phase") or "")))
+            if status.get("phase"):
+                self.seen.setdefault(name, {}).setdefault(status["phase"], at)
+            self.status[name] = status
+            self.changed.notify_all()
+
+    def wait_ended(self, name: str, timeout: float, alive: Any) -> dict[str, Any]:
+        """Block until `name` is seen Succeeded or Failed (calling `alive()` between events); return its status."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not any(p in self.seen.get(name, {}) for p in ENDED):
+                alive()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"{name} did not end within {timeout:.0f}s: {self.status.get(name)}")
+                self.changed.wait(min(left, 2.0))
+            return self.status[name]
+
+    def stop(self) -> None:
+        """Stop watching (the thread ends with its current stream)."""
+        self._stop.set()
+
+
+class Sampler:
+    """Samples Redis `used_memory` and the operator's RSS in a thread until stopped; keeps the peaks."""
+
+    def __init__(self, redis: Any, operator_pid: int) -> None:
+        self.redis, self.pid = redis, operator_pid
+        self.redis_peak = self.operator_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            self.redis_peak = max(self.redis_peak, redis_memory(self.redis)["used_memory"])
+            self.operator_peak = max(self.operator_peak, rss_bytes(self.pid))
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop.set()
+        self._thread.join()
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM (the peak resident memory over the process's life) from /proc, 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_bytes(folder: Path) -> int | None:
+    """Bytes of the files under `folder`, None when it does not exist."""
+    if not folder.is_dir():
+        return None
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def job_body(name: str, files: int, batch_size: int, output: Path) -> dict[str, Any]:
+    """A PhashJob over synthetic://nFILES/ with a jsonl output."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PhashJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"uri": root_uri(files), "include": ["**/*.png"]},
+            "batchSize": batch_size,
+            "output": {"uri": f"file://{output}", "format": "jsonl"},
+        },
+    }
+
+
+def _healthy(proc: OperatorProcess) -> bool:
+    if not proc.alive:
+        raise BenchError(f"the operator exited:\n{proc.log_tail()}")
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.health_port}/healthz", timeout=2) as resp:
+        return resp.status == 200
+
+
+def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    """Run one job of `files` files with a fresh Redis, result store, operator and workers; return its row."""
+    from kubernetes import client
+
+    namespace = f"scale-{files}"
+    plane.kubectl("create", "namespace", namespace)
+    work = Path(tempfile.mkdtemp(prefix=f"phashfleet-scale-{files}-"))
+    store, out = work / "results", work / "out"
+    store.mkdir()
+    out.mkdir()
+    logs = args.out / "logs"
+    api = client.CustomObjectsApi(plane.api_client())
+    try:
+        with bench_redis() as redis:
+            env = fleet_env(redis)
+            env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir(CACHE / "fsspec-plugin")), env["PYTHONPATH"]])
+            env |= {
+                "PHASHFLEET_EXTRA_SCHEMES": PROTOCOL,
+                "PHASHFLEET_RESULT_STORE": str(store),
+                "PHASHFLEET_OUTPUT_ROOTS": str(out),
+                "PHASHFLEET_AUTOSCALING": "none",
+                "PHASHFLEET_WORKER_NAMESPACE": namespace,
+            }
+            workers = start_process(
+                f"scale-workers-{files}",
+                [
+                    sys.executable,
+                    "-m",
+                    "phashfleet.cli",
+                    "worker",
+                    "--processes",
+                    str(args.workers),
+                    "--metrics-port",
+                    "0",
+                ],
+                env=env,
+                log_dir=logs,
+            )
+            operator = OperatorProcess(f"scale-operator-{files}", plane.kubeconfig, logs, namespace=namespace, env=env)
+            operator.start()
+            watch = None
+            try:
+                wait_for(lambda: _healthy(operator), timeout=60, what="the operator's /healthz")
+                watch = JobWatch(plane.api_client(), namespace)
+
+                def alive() -> None:
+                    workers.check_alive()
+                    operator.check_alive()
+
+                def create(name: str, n: int, batch: int) -> float:
+                    body = job_body(name, n, batch, out / f"{name}.jsonl")
+                    at = time.monotonic()
+                    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+                    return at
+
+                create("warmup", 4 * args.workers, 1)
+                warm = watch.wait_ended("warmup", 120, alive)
+                if warm.get("phase") != "Succeeded":
+                    raise BenchError(f"the warm-up job ended {warm}")
+                baseline = rss_bytes(pid_of(operator))
+                sampler = Sampler(redis, pid_of(operator))
+                name = f"scale-{files}"
+                created = create(name, files, args.batch_size)
+                try:
+                    status = watch.wait_ended(name, timeout, alive)
+                finally:
+                    sampler.stop()
+                seconds = watch.seen[name][status["phase"]] - created
+                running_at = watch.seen[name].get("Running", float("nan")) - created
+                op_peak = max(sampler.operator_peak, peak_rss(pid_of(operator)))
+                redis_peak = max(sampler.redis_peak, redis_memory(redis)["used_memory_peak"])
+                modified, status_modified = watch.modified.get(name, 0), watch.status_modified.get(name, 0)
+                events = [(round(at - created, 3), kind, what, phase) for at, kind, what, phase in watch.events[name]]
+            finally:
+                if watch:
+                    watch.stop()
+                operator.stop()
+                workers.stop()
+        output_file = out / f"{name}.jsonl"
+        output_bytes = output_file.stat().st_size if output_file.exists() else None
+        # The 8-file warm-up job's parts are in there too: a few kB.
+        parts_bytes = tree_bytes(store / "jobs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done = sum(status.get(k) or 0 for k in ("succeeded", "failed", "skipped"))
     if status.get("phase") != "Succeeded" or done != files:
         raise BenchError(f"{files} files: job ended {status}")
     return {
         "files": files,
         "measured": True,
-        "enqueue_to_done_s": result["seconds"],
-        "files_per_s": files / result["seconds"],
-        "first_tick_s": result["first_tick_s"],
-        "max_tick_s": result["max_tick_s"],
-        "operator_baseline_mb": result["baseline_rss"] / MB,
-        "operator_peak_mb": max(result["peak_rss"], peak_driver) / MB,
-        "operator_growth_mb": (max(result["peak_rss"], peak_driver) - result["baseline_rss"]) / MB,
-        "redis_peak_mb": peak / MB,
-        "redis_results_mb": results_bytes / MB,
-        "redis_other_mb": (peak - results_bytes) / MB,
-        "result_bytes_per_file": results_bytes / files,
-        "status_writes": result["status_writes"],
-        "status_writes_per_s": result["status_writes_per_s"],
+        "seconds": seconds,
+        "files_per_s": files / seconds,
+        "running_seen_s": running_at,
+        "operator_baseline_mb": baseline / MB,
+        "operator_peak_mb": op_peak / MB,
+        "redis_peak_mb": redis_peak / MB,
+        "modified_events": modified,
+        "status_changes": status_modified,
+        "status_writes_per_s": modified / seconds,
+        "status_changes_per_s": status_modified / seconds,
+        "output_mb": None if output_bytes is None else output_bytes / MB,
+        "parts_mb": None if parts_bytes is None else parts_bytes / MB,
         "ok": status.get("succeeded"),
         "failed": status.get("failed"),
         "skipped": status.get("skipped"),
-        "failure_example": (result.get("failures_sample") or [None])[0],
-        "timeline": result["timeline"],
+        "events": events,
     }
 
 
-def extrapolate(files: int, last: dict[str, Any]) -> dict[str, Any]:
-    """A row for a size that was not run: time and results memory scale linearly, the rest stays flat."""
-    scale = files / last["files"]
-    row = {
-        k: last[k]
-        for k in (
-            "operator_baseline_mb",
-            "operator_peak_mb",
-            "operator_growth_mb",
-            "redis_other_mb",
-            "result_bytes_per_file",
-            "status_writes_per_s",
-            "files_per_s",
-            "max_tick_s",
-        )
-    }
+def extrapolate(files: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row for a size that was not run: time at the last rate, LINEAR figures along the last two measured sizes."""
+    measured = [r for r in rows if r["measured"]]
+    last = measured[-1]
+    before = measured[-2] if len(measured) > 1 else None
+    row: dict[str, Any] = {"files": files, "measured": False}
+    for key in LINEAR:
+        if last[key] is None:
+            row[key] = None
+            continue
+        slope = 0.0
+        if before and before[key] is not None:
+            slope = (last[key] - before[key]) / (last["files"] - before["files"])
+        elif key in ("output_mb", "parts_mb"):
+            slope = last[key] / last["files"]
+        row[key] = max(0.0, last[key] + slope * (files - last["files"]))
     row.update(
-        {
-            "files": files,
-            "measured": False,
-            "enqueue_to_done_s": last["enqueue_to_done_s"] * scale,
-            "first_tick_s": last["first_tick_s"] * scale,
-            "redis_results_mb": last["redis_results_mb"] * scale,
-            "status_writes": round(last["status_writes"] * scale),
-        }
+        files_per_s=last["files_per_s"],
+        seconds=files / last["files_per_s"],
+        status_writes_per_s=last["status_writes_per_s"],
+        status_changes_per_s=last["status_changes_per_s"],
+        operator_baseline_mb=last["operator_baseline_mb"],
     )
-    row["redis_peak_mb"] = row["redis_other_mb"] + row["redis_results_mb"]
     return row
 
 
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run each size that fits the budget, extrapolate the others."""
+    """Start the control plane, run each size that fits the budget, extrapolate the others."""
     budget_end = time.monotonic() + args.budget_minutes * 60
     rows: list[dict[str, Any]] = []
-    for files in args.sizes:
-        last = rows[-1] if rows else None
-        remaining = budget_end - time.monotonic()
-        predicted = OVERHEAD_S + (files / last["files_per_s"] * 1.2 if last else 0)
-        if last and predicted > remaining:
+    work = Path(tempfile.mkdtemp(prefix="phashfleet-scale-plane-"))
+    plane = ControlPlane(work / "cluster").start()
+    try:
+        plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/phashjobs.phashfleet.io")
+        for files in args.sizes:
+            last = rows[-1] if rows else None
+            remaining = budget_end - time.monotonic()
+            predicted = OVERHEAD_S + (files / last["files_per_s"] * 1.2 if last else 0)
+            if last and predicted > remaining:
+                print(
+                    f"{files:,} files: about {predicted:.0f}s needed, {remaining:.0f}s left: extrapolated",
+                    file=sys.stderr,
+                )
+                rows.append(extrapolate(files, rows))
+                continue
+            print(f"{files:,} files...", file=sys.stderr)
+            row = run_size(plane, files, args, timeout=max(remaining, 120))
             print(
-                f"{files:,} files: about {predicted:.0f}s needed, {remaining:.0f}s left: extrapolated", file=sys.stderr
+                f"  {row['seconds']:.1f}s ({row['files_per_s']:,.0f} files/s), operator peak "
+                f"{row['operator_peak_mb']:.0f} MB, redis peak {row['redis_peak_mb']:.1f} MB, "
+                f"{row['status_writes_per_s']:.2f} writes/s",
+                file=sys.stderr,
             )
-            rows.append(extrapolate(files, next(r for r in reversed(rows) if r["measured"])))
-            continue
-        print(f"{files:,} files...", file=sys.stderr)
-        row = run_size(files, args, timeout=max(remaining, 120))
-        print(
-            f"  {row['enqueue_to_done_s']:.1f}s, operator peak {row['operator_peak_mb']:.0f} MB, "
-            f"redis peak {row['redis_peak_mb']:.0f} MB",
-            file=sys.stderr,
-        )
-        rows.append(row)
+            rows.append(row)
+    finally:
+        plane.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return rows
 
 
@@ -202,11 +390,7 @@ def plot(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) -> Path | 
         print("matplotlib is missing (pip install -e '.[bench]'): no plot", file=sys.stderr)
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    series = [
-        ("operator_peak_mb", "operator peak RSS"),
-        ("redis_peak_mb", "Redis peak used_memory"),
-        ("redis_other_mb", "Redis without the results"),
-    ]
+    series = [("operator_peak_mb", "operator peak RSS"), ("redis_peak_mb", "Redis peak used_memory")]
     measured = [r for r in rows if r["measured"]]
     guessed = measured[-1:] + [r for r in rows if not r["measured"]]
     for key, label in series:
@@ -235,7 +419,7 @@ def plot(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) -> Path | 
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run, print the table, plot, write JSON when asked."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated job sizes")
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated job sizes (10000000 too)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
         "--batch-size",
@@ -244,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the job's batchSize (default 1000, the CRD's maximum: a million tiny files)",
     )
     parser.add_argument(
-        "--budget-minutes", type=float, default=9.0, help="sizes that would end later are extrapolated (default 9)"
+        "--budget-minutes", type=float, default=15.0, help="sizes that would end later are extrapolated (default 15)"
     )
     add_common_args(parser)
     args = parser.parse_args(argv)
@@ -254,35 +438,36 @@ def main(argv: list[str] | None = None) -> int:
     stop_cleanly_on_sigterm()
     info = machine()
     rows = measure(args)
+    for row in rows:
+        row["measured"] = "measured" if row["measured"] is True else "extrapolated"
     print_table(
-        f"scale: one job on synthetic://, {args.workers} worker processes, batchSize {args.batch_size}, "
-        "operator tick 1/s",
+        f"scale: one job on synthetic:// run by the real operator (kube-apiserver, phashfleet operator), "
+        f"{args.workers} worker processes, batchSize {args.batch_size}",
         rows,
         [
             "files",
             "measured",
-            "enqueue_to_done_s",
+            "seconds",
             "files_per_s",
-            "first_tick_s",
-            "max_tick_s",
             "operator_baseline_mb",
             "operator_peak_mb",
             "redis_peak_mb",
-            "redis_results_mb",
-            "redis_other_mb",
-            "result_bytes_per_file",
             "status_writes_per_s",
+            "status_changes_per_s",
+            "output_mb",
+            "parts_mb",
         ],
     )
     print(
-        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); first_tick_s includes counting the listing; "
-        "operator = a process running the operator's JobEngine with kopf and its handlers loaded"
+        f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); seconds = create call -> Succeeded on the watch; "
+        "status_writes_per_s = MODIFIED events of the PhashJob on the watch / seconds; parts_mb '-' = no result store "
+        "(<store>/jobs) was written"
     )
-    outcome = [r for r in rows if r["measured"]][-1]
-    example = f"; e.g. {outcome['failure_example']}" if outcome.get("failure_example") else ""
+    outcome = [r for r in rows if r["measured"] == "measured"][-1]
     print(
         f"records of the {outcome['files']:,}-file job: ok {outcome['ok']}, failed {outcome['failed']}, "
-        f"skipped {outcome['skipped']}{example}"
+        f"skipped {outcome['skipped']}; {outcome['modified_events']} MODIFIED events, "
+        f"{outcome['status_changes']} of them changed .status"
     )
     plot_path = plot(rows, info, args.out)
     report(
