@@ -25,7 +25,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -50,13 +49,12 @@ from common import (
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
 from harness.wait import wait_for
+from jobwatch import GROUP, PLURAL, VERSION, JobWatch, operator_healthy
 
 CRD_FILE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
-GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
 NAMESPACE = "latency"
 #: Seconds one job may take before the benchmark gives up on it.
 JOB_TIMEOUT = 60.0
-ENDED = ("Succeeded", "Failed")
 
 
 def write_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
@@ -71,71 +69,6 @@ def write_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
         Image.frombytes("L", (size, size), rng.randbytes(size * size)).save(path)
         paths.append(path)
     return paths
-
-
-class JobWatch:
-    """Watches every PhashJob of a namespace and keeps, per name, when each phase was first seen."""
-
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        from kubernetes import client
-
-        self.api = client.CustomObjectsApi(api_client)
-        self.namespace = namespace
-        self.seen: dict[str, dict[str, float]] = {}
-        self.status: dict[str, dict[str, Any]] = {}
-        self.changed = threading.Condition()
-        self._stop = threading.Event()
-        listed = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        self._version = listed["metadata"]["resourceVersion"]
-        self._thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from kubernetes import watch
-
-        while not self._stop.is_set():
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self.api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    resource_version=self._version,
-                    timeout_seconds=30,
-                ):
-                    at = time.monotonic()
-                    obj = event["object"]
-                    self._version = obj["metadata"]["resourceVersion"]
-                    name, status = obj["metadata"]["name"], obj.get("status") or {}
-                    with self.changed:
-                        phases = self.seen.setdefault(name, {})
-                        if status.get("phase"):
-                            phases.setdefault(status["phase"], at)
-                        self.status[name] = status
-                        self.changed.notify_all()
-                    if self._stop.is_set():
-                        return
-            except Exception as exc:  # noqa: BLE001 - the watch restarts from the last version it saw
-                if not self._stop.is_set():
-                    print(f"watch restarted: {exc}", file=sys.stderr)
-                    time.sleep(0.2)  # a pause before reconnecting, not a wait for a condition
-
-    def wait_ended(self, names: list[str], timeout: float) -> None:
-        """Block until every job in `names` has been seen Succeeded or Failed."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not all(any(p in self.seen.get(n, {}) for p in ENDED) for n in names):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    stuck = {n: self.status.get(n, {}).get("phase") for n in names}
-                    raise BenchError(f"jobs did not end within {timeout:.0f}s: {stuck}")
-                self.changed.wait(left)
-
-    def stop(self) -> None:
-        """Stop watching (the thread ends with its current stream)."""
-        self._stop.set()
 
 
 class Bench:
@@ -300,7 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             operator.start()
             try:
-                wait_for(lambda: _healthy(operator), timeout=60, what="the operator's /healthz")
+                wait_for(lambda: operator_healthy(operator), timeout=60, what="the operator's /healthz")
                 watch = JobWatch(plane.api_client(), NAMESPACE)
                 bench = Bench(plane, watch, work, operator)
                 # Warm-up (not counted): every worker process has started its hashing child.
@@ -322,13 +255,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary(f"{args.concurrency} at once", parallel),
     ]
     return {"rows": rows, "big_job": big_row, "jobs": {"sequential": sequential, "at_once": parallel}}
-
-
-def _healthy(proc: OperatorProcess) -> bool:
-    if not proc.alive:
-        raise BenchError(f"the operator exited:\n{proc.log_tail()}")
-    with urllib.request.urlopen(f"http://127.0.0.1:{proc.health_port}/healthz", timeout=2) as resp:
-        return resp.status == 200
 
 
 def main(argv: list[str] | None = None) -> int:

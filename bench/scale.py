@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -59,94 +58,17 @@ from common import (
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
 from harness.wait import wait_for
+from jobwatch import GROUP, PLURAL, VERSION, JobWatch, operator_healthy
 from synthfs import PROTOCOL, plugin_dir, root_uri
 
 MB = 1024 * 1024
 CRD_FILE = ROOT / "crds" / "phashjobs.phashfleet.io.yaml"
-GROUP, VERSION, PLURAL = "phashfleet.io", "v1alpha1", "phashjobs"
 #: Seconds between samples of Redis and operator memory while a job runs.
 SAMPLE_EVERY = 0.5
 #: Seconds a size may need on top of its hashing: start-up, warm-up, the final pass.
 OVERHEAD_S = 40.0
-ENDED = ("Succeeded", "Failed")
 #: Measured figures that an extrapolated row takes linearly from the last two measured sizes.
 LINEAR = ("operator_peak_mb", "redis_peak_mb", "output_mb", "parts_mb")
-
-
-class JobWatch:
-    """Watches the PhashJobs of a namespace: per name its last status, when each phase was first seen,
-    and how many MODIFIED events it had (all of them, and those that changed `.status`)."""
-
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        from kubernetes import client
-
-        self.api = client.CustomObjectsApi(api_client)
-        self.namespace = namespace
-        self.seen: dict[str, dict[str, float]] = {}
-        self.status: dict[str, dict[str, Any]] = {}
-        self.modified: dict[str, int] = {}
-        self.status_modified: dict[str, int] = {}
-        #: Per name: (monotonic time, event type, what changed: "status" or "metadata", phase).
-        self.events: dict[str, list[tuple[float, str, str, str]]] = {}
-        self.changed = threading.Condition()
-        self._stop = threading.Event()
-        listed = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        self._version = listed["metadata"]["resourceVersion"]
-        self._thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from kubernetes import watch
-
-        while not self._stop.is_set():
-            try:
-                for event in watch.Watch().stream(
-                    self.api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    resource_version=self._version,
-                    timeout_seconds=30,
-                ):
-                    self._record(event["type"], event["object"], time.monotonic())
-                    if self._stop.is_set():
-                        return
-            except Exception as exc:  # noqa: BLE001 - the watch resumes from the last version it saw
-                if not self._stop.is_set():
-                    print(f"watch restarted: {exc}", file=sys.stderr)
-                    time.sleep(0.2)  # a pause before reconnecting, not a wait for a condition
-
-    def _record(self, kind: str, obj: dict[str, Any], at: float) -> None:
-        self._version = obj["metadata"]["resourceVersion"]
-        name, status = obj["metadata"]["name"], obj.get("status") or {}
-        with self.changed:
-            what = "status" if status != self.status.get(name, {}) else "metadata"
-            if kind == "MODIFIED":
-                self.modified[name] = self.modified.get(name, 0) + 1
-                if what == "status":
-                    self.status_modified[name] = self.status_modified.get(name, 0) + 1
-            self.events.setdefault(name, []).append((at, kind, what, str(status.get("phase") or "")))
-            if status.get("phase"):
-                self.seen.setdefault(name, {}).setdefault(status["phase"], at)
-            self.status[name] = status
-            self.changed.notify_all()
-
-    def wait_ended(self, name: str, timeout: float, alive: Any) -> dict[str, Any]:
-        """Block until `name` is seen Succeeded or Failed (calling `alive()` between events); return its status."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not any(p in self.seen.get(name, {}) for p in ENDED):
-                alive()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BenchError(f"{name} did not end within {timeout:.0f}s: {self.status.get(name)}")
-                self.changed.wait(min(left, 2.0))
-            return self.status[name]
-
-    def stop(self) -> None:
-        """Stop watching (the thread ends with its current stream)."""
-        self._stop.set()
 
 
 class Sampler:
@@ -202,13 +124,6 @@ def job_body(name: str, files: int, batch_size: int, output: Path) -> dict[str, 
     }
 
 
-def _healthy(proc: OperatorProcess) -> bool:
-    if not proc.alive:
-        raise BenchError(f"the operator exited:\n{proc.log_tail()}")
-    with urllib.request.urlopen(f"http://127.0.0.1:{proc.health_port}/healthz", timeout=2) as resp:
-        return resp.status == 200
-
-
 def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
     """Run one job of `files` files with a fresh Redis, result store, operator and workers; return its row."""
     from kubernetes import client
@@ -251,7 +166,7 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
             operator.start()
             watch = None
             try:
-                wait_for(lambda: _healthy(operator), timeout=60, what="the operator's /healthz")
+                wait_for(lambda: operator_healthy(operator), timeout=60, what="the operator's /healthz")
                 watch = JobWatch(plane.api_client(), namespace)
 
                 def alive() -> None:
@@ -265,7 +180,7 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
                     return at
 
                 create("warmup", 4 * args.workers, 1)
-                warm = watch.wait_ended("warmup", 120, alive)
+                warm = watch.wait_ended(["warmup"], 120, alive)["warmup"]
                 if warm.get("phase") != "Succeeded":
                     raise BenchError(f"the warm-up job ended {warm}")
                 baseline = rss_bytes(pid_of(operator))
@@ -273,7 +188,7 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
                 name = f"scale-{files}"
                 created = create(name, files, args.batch_size)
                 try:
-                    status = watch.wait_ended(name, timeout, alive)
+                    status = watch.wait_ended([name], timeout, alive)[name]
                 finally:
                     sampler.stop()
                 seconds = watch.seen[name][status["phase"]] - created

@@ -3,26 +3,17 @@ folder, until its TTL; a changed file is hashed again; expired cache files are s
 
 from __future__ import annotations
 
-import uuid
-
-import fsspec
 import pytest
 
 from phashfleet.results import make_record
 from phashfleet.state.content_cache import CACHE_TTL_SECONDS, ContentCache, hash_with_cache
-from phashfleet.state.result_store import ResultStore
 
 SETTINGS = {"algorithm": "phash", "hash_size": 8, "exact": False}
 
 
-@pytest.fixture(params=["local", "memory"])
-def results(request, tmp_path):
-    if request.param == "local":
-        yield ResultStore(str(tmp_path / "store"))
-        return
-    root = f"memory://cache-{uuid.uuid4().hex[:8]}"
-    yield ResultStore(root)
-    fsspec.filesystem("memory").rm(root.removeprefix("memory://"), recursive=True)
+@pytest.fixture
+def results(any_result_store):
+    return any_result_store
 
 
 class Hasher:

@@ -4,23 +4,16 @@ once and the first delivery wins, parts read back in batch order, other epochs a
 from __future__ import annotations
 
 import threading
-import uuid
 
-import fsspec
 import pytest
 
 from phashfleet.results import make_record
 from phashfleet.state.result_store import ResultStore
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path) -> ResultStore:
-    if request.param == "local":
-        yield ResultStore(str(tmp_path / "results"))
-        return
-    root = f"memory://results-{uuid.uuid4().hex[:8]}"
-    yield ResultStore(root)
-    fsspec.filesystem("memory").rm(root.removeprefix("memory://"), recursive=True)
+@pytest.fixture
+def store(any_result_store):
+    return any_result_store
 
 
 def _records(tag: str, n: int = 3) -> list[dict]:
