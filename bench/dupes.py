@@ -17,13 +17,23 @@ extrapolated (column `measured/extrapolated`); a ratio is measured only when bot
     python bench/dupes.py                       # 1,000,000 hashes, distance 6
     python bench/dupes.py --other-distances 0,3,8   # and phashfleet alone at those distances
     python bench/dupes.py --small --json out.json   # 20,000 hashes: proves it works (CI)
+    python bench/dupes.py --sizes 1000000,10000000  # phashfleet alone per size, each in a child process
+
+`--sizes` runs only phashfleet, each size in a fresh child process, twice: grouping the uint64
+hashes (`find_groups`) and streaming them as (path, hex) records (`group_records(...,
+keep_paths=False)`, hex parsing included). Per run: wall and CPU seconds of the grouping, the
+child's peak RSS (VmHWM, the whole process: interpreter, numpy, input, everything) and its RSS
+before grouping, tracemalloc is not used there (it would slow the run), and the planted-pair recall.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
+import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -35,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import add_common_args, fmt, machine, print_table, report
-from phashfleet.dupes import find_groups
+from phashfleet.dupes import find_groups, group_records
 from phashfleet.dupes.bits import popcount
 from phashfleet.dupes.components import DisjointSets
 
@@ -158,8 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, help="threads for phashfleet (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--sizes", default="", help="comma-separated sizes: phashfleet alone per size, in child processes (no peers)"
+    )
+    parser.add_argument("--child", choices=["words", "records"], help=argparse.SUPPRESS)  # one --sizes run
     add_common_args(parser)
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(one_size(args.child, args.n, args.max_distance, args.pairs, args.seed, args.workers)))
+        return 0
+    if args.sizes:
+        return sweep(args)
     if importlib.util.find_spec("pybktree") is None:
         parser.error("pybktree is not installed: pip install -e '.[bench]'")
     if args.small:
@@ -188,6 +207,70 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "other_distances", "workers", "seed")
     }
     report("dupes", params, results, args.json, info)
+    return 0
+
+
+def _vm_kb(field: str) -> int:
+    """A ``/proc/self/status`` memory figure (VmRSS, VmHWM) in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _records(hashes: np.ndarray, chunk: int = 1 << 16) -> Any:
+    """The hashes as ``(path, hex)`` records, generated as they are read (as a result file streams)."""
+    for start in range(0, hashes.size, chunk):
+        text = hashes[start : start + chunk].astype(">u8").tobytes().hex()
+        for k in range(0, len(text), 16):
+            yield None, text[k : k + 16]
+
+
+def one_size(kind: str, n: int, max_distance: int, pairs: int | None, seed: int, workers: int | None) -> dict:
+    """Group ``n`` generated hashes once in this process (a --sizes child); time, CPU, RSS and recall."""
+    hashes, planted = make_data(n, pairs if pairs is not None else max(1, n // 100), max_distance, seed)
+    before = _vm_kb("VmRSS")
+    cpu, start = time.process_time(), time.perf_counter()
+    if kind == "words":
+        groups = find_groups(hashes, max_distance, workers=workers)
+        labels, plan = groups.labels, groups.plan
+    else:
+        result = group_records(_records(hashes), max_distance, keep_paths=False, workers=workers)
+        labels, plan = result.labels, result.groups.plan
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "input": kind,
+        "n": n,
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": _vm_kb("VmHWM") / 1024,
+        "rss_before_mb": before / 1024,
+        "recall": recall(labels, planted),
+        "groups": int(labels.max() + 1) if labels.size else 0,
+        "plan": f"{plan.method}, {plan.blocks} blocks, {plan.tables} tables",
+    }
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Run phashfleet alone at each of --sizes, each run in its own child process; print and report."""
+    info = machine()
+    rows = []
+    for n in [int(size) for size in str(args.sizes).split(",") if size.strip()]:
+        for kind in ("words", "records"):
+            command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--max-distance"]
+            command += [str(args.max_distance), "--seed", str(args.seed)]
+            command += [] if args.pairs is None else ["--pairs", str(args.pairs)]
+            command += [] if args.workers is None else ["--workers", str(args.workers)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ.copy())
+            rows.append(json.loads(done.stdout.splitlines()[-1]))
+    print_table(
+        f"phashfleet alone, max distance {args.max_distance}, one child process per run; {info['cores']} cores "
+        f"({info['cpu']}), load average at start {info['load_average_at_start'][0]:.1f}, {info['date']}",
+        [{**row, "recall": f"{row['recall']:.2%}"} for row in rows],
+        ["input", "n", "seconds", "cpu_seconds", "peak_rss_mb", "rss_before_mb", "recall", "groups", "plan"],
+    )
+    params = {k: getattr(args, k) for k in ("sizes", "max_distance", "pairs", "workers", "seed")}
+    report("dupes", params, {"sizes": rows}, args.json, info)
     return 0
 
 

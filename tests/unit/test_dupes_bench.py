@@ -50,3 +50,26 @@ def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -
     }
     assert "measured/extrapolated" in done.stdout and "(extrapolated)" in done.stdout
     assert doc["results"]["ours_peak_mb"] > 0 and "peak allocation" in done.stdout
+
+
+def test_dupes_benchmark_sizes_reports_time_rss_and_recall_per_size(tmp_path: Path) -> None:
+    out = tmp_path / "sizes.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "dupes.py"), "--sizes", "3000,6000", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["results"]["sizes"]
+    assert [(row["input"], row["n"]) for row in rows] == [
+        ("words", 3000),
+        ("records", 3000),
+        ("words", 6000),
+        ("records", 6000),
+    ]
+    assert all(row["recall"] == 1.0 and row["groups"] > 0 for row in rows)
+    assert all(row["peak_rss_mb"] >= row["rss_before_mb"] > 0 and row["seconds"] > 0 for row in rows)
+    assert "peak_rss_mb" in done.stdout
