@@ -13,6 +13,7 @@ import numpy as np
 
 from phashfleet.dupes.bits import WORD_BITS, distance
 from phashfleet.dupes.components import reduce_edges
+from phashfleet.dupes.permuted import Permutation, key_first_order, near_pairs_permuted
 from phashfleet.dupes.tables import (
     FILTER_BITS,
     Block,
@@ -156,16 +157,37 @@ def _tables(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Run one bucket-and-verify pass per choice of blocks, ``workers`` at a time."""
     blocks = len(layout)
-    values = [block_value(words, block) for block in layout]
     sizes = [block_bits(block) for block in layout]
     budget = WORD_BITS - index_bits(words.shape[0])
+    combos = list(itertools.combinations(range(blocks), blocks - max_distance))
+
+    def permuted(kept: tuple[int, ...]) -> bool:
+        # Most keys collide, so the counting filter cannot help: sort the permuted hashes themselves.
+        key_bits = sum(sizes[j] for j in kept)
+        return bool(words.shape[1] == 1 and words.shape[0] >= (1 << min(key_bits, FILTER_BITS)) // 2)
+
+    values = [] if all(map(permuted, combos)) else [block_value(words, block) for block in layout]
+    flat = words[:, 0]
+    order = None
+    if words.shape[1] == 1:
+        order = None if bool(np.all(flat[1:] > flat[:-1])) else np.argsort(flat)
+        flat = flat if order is None else flat[order]
+
+    def pairs_of(kept: tuple[int, ...]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if permuted(kept):
+            perm = Permutation(key_first_order(layout, kept))
+            key_bits = sum(sizes[j] for j in kept)
+            for a, b in near_pairs_permuted(flat, perm, perm.inverse(), key_bits, max_distance):
+                yield (a, b) if order is None else (order[a], order[b])
+            return
+        key, key_bits = table_key([values[j] for j in kept], [sizes[j] for j in kept], budget)
+        yield from near_pairs(key, key_bits, words, max_distance)
 
     def one_table(kept: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        key, key_bits = table_key([values[j] for j in kept], [sizes[j] for j in kept], budget)
         found_a: list[np.ndarray] = []
         found_b: list[np.ndarray] = []
         held = 0
-        for a, b in near_pairs(key, key_bits, words, max_distance):
+        for a, b in pairs_of(kept):
             found_a.append(a)
             found_b.append(b)
             held += a.size
@@ -176,7 +198,6 @@ def _tables(
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(found_a), np.concatenate(found_b)
 
-    combos = itertools.combinations(range(blocks), blocks - max_distance)
     if workers <= 1:
         yield from map(one_table, combos)
         return

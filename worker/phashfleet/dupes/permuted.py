@@ -1,0 +1,123 @@
+"""Block tables for hashes of one word: each table sorts the hashes themselves, bits permuted key-first.
+
+A table's kept blocks are moved to the top bits by a bit permutation (Hamming distance is
+unchanged), so sorting the permuted words puts equal keys side by side and one XOR of neighbours
+gives both "same key" (no bits set above the key's) and the distance: no index beside the key,
+no gather of hash rows, one uint64 per hash per table. Pairs found are mapped back to indices by
+undoing the permutation and a binary search in the sorted hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from phashfleet.dupes.bits import WORD_BITS, popcount
+from phashfleet.dupes.tables import FILTER_BITS, Block
+
+_LUT_BITS = 16  # input bits looked up at once: 4 lookups per word, tables of 512 KB
+_CHUNK = 1 << 16  # words permuted at a time (keeps the lookups' temporaries in cache)
+
+
+def key_first_order(layout: Sequence[Block], kept: Sequence[int]) -> list[int]:
+    """Source bit (0 = top) of each destination bit, top first: kept blocks, other blocks, then padding."""
+    order = [bit for j in kept for start, length in layout[j] for bit in range(start, start + length)]
+    order += [
+        bit
+        for j in range(len(layout))
+        if j not in kept
+        for start, length in layout[j]
+        for bit in range(start, start + length)
+    ]
+    used = set(order)
+    return order + [bit for bit in range(WORD_BITS) if bit not in used]
+
+
+class Permutation:
+    """A bit permutation of uint64 words, applied by table look-ups of 16 bits at a time."""
+
+    def __init__(self, order: Sequence[int]) -> None:
+        self.order = list(order)
+        dest = np.empty(WORD_BITS, dtype=np.uint64)  # destination bit (0 = least significant) of each source bit
+        dest[WORD_BITS - 1 - np.asarray(order)] = np.arange(WORD_BITS - 1, -1, -1, dtype=np.uint64)
+        self.luts = [_lut(dest[first : first + _LUT_BITS]) for first in range(0, WORD_BITS, _LUT_BITS)]
+
+    def inverse(self) -> Permutation:
+        """The permutation that undoes this one."""
+        back = [0] * WORD_BITS
+        for dest, source in enumerate(self.order):
+            back[source] = dest
+        return Permutation(back)
+
+    def apply(self, words: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The permuted words (into ``out`` if given)."""
+        out = np.empty_like(words) if out is None else out
+        for start in range(0, words.size, _CHUNK):
+            part, into = words[start : start + _CHUNK], out[start : start + _CHUNK]
+            np.take(self.luts[0], part.astype(np.uint16), out=into)
+            for k in range(1, len(self.luts)):
+                into |= self.luts[k][(part >> np.uint64(k * _LUT_BITS)).astype(np.uint16)]
+        return out
+
+
+def _lut(dest: np.ndarray) -> np.ndarray:
+    """Image of every value of ``len(dest)`` bits whose bit ``b`` goes to bit ``dest[b]``."""
+    lut = np.zeros(1, dtype=np.uint64)
+    for bit in range(dest.size):  # doubling: entries with bit b set are the previous ones plus b's image
+        lut = np.concatenate([lut, lut | (np.uint64(1) << dest[bit])])
+    return lut
+
+
+def near_pairs_permuted(
+    words: np.ndarray, perm: Permutation, back: Permutation, key_bits: int, max_distance: int, limit: int = 1 << 20
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield chunks of index pairs into sorted distinct ``words`` within ``max_distance`` sharing a table key.
+
+    ``back`` undoes ``perm``. The key is the top ``key_bits`` bits of the permuted words. Pairs at other neighbouring positions
+    found within the distance are yielded too (they are true pairs). Each pair comes at most once.
+    """
+    packed = perm.apply(words)
+    rest = WORD_BITS - key_bits  # bits below the key
+    bound = np.uint64(1) << np.uint64(rest)
+    bins = min(key_bits, FILTER_BITS)
+    if words.size < (1 << bins) // 2:  # sparse keys: count them first, sort only those that collide
+        key = packed >> np.uint64(rest)
+        slot = (key if key_bits <= FILTER_BITS else key >> np.uint64(key_bits - FILTER_BITS)).astype(np.intp)
+        del key
+        packed = packed[(np.bincount(slot, minlength=1 << bins) > 1)[slot]]
+        del slot
+    packed.sort()
+    found: list[np.ndarray] = []  # permuted words, both ends of each pair side by side
+    size = 0
+    xor = packed[1:] ^ packed[:-1]
+    close = np.flatnonzero(popcount(xor) <= max_distance)
+    if close.size:
+        found.append(np.stack([packed[close], packed[close + 1]]))
+        size += close.size
+    active = np.flatnonzero(xor < bound)  # p and p + 1 share a key
+    del xor
+    offset = 2
+    while active.size:
+        active = active[active + offset < packed.size]
+        other = active + offset
+        xor = packed[active] ^ packed[other]
+        keep = xor < bound
+        active, xor, other = active[keep], xor[keep], other[keep]
+        near = popcount(xor) <= max_distance
+        if near.any():
+            found.append(np.stack([packed[active[near]], packed[other[near]]]))
+            size += found[-1].shape[1]
+            if size >= limit:
+                yield _indices(words, back, found)
+                found, size = [], 0
+        offset += 1
+    if size:
+        yield _indices(words, back, found)
+
+
+def _indices(words: np.ndarray, back: Permutation, found: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into sorted ``words`` of the pairs' permuted words."""
+    both = np.concatenate(found, axis=1)
+    index = np.searchsorted(words, back.apply(both.reshape(-1))).reshape(2, -1)
+    return index[0], index[1]
