@@ -60,11 +60,30 @@ def host_folder_claim(node, namespace: str, name: str, folder: Path, *, read_onl
     return name
 
 
-def install(node, namespace: str, data: Path, out: Path, *, values: dict | None = None, binary: str = "helm") -> dict:
-    """helm install --wait the chart with the local images, `data` as /data and `out` as /out; return the fleet."""
+def install(
+    node,
+    namespace: str,
+    data: Path,
+    out: Path,
+    *,
+    values: dict | None = None,
+    binary: str = "helm",
+    parts: Path | None = None,
+) -> dict:
+    """helm install --wait the chart with the local images, `data` as /data and `out` as /out; return the fleet.
+
+    The result store is the chart's own claim, or with `parts` a claim over that folder bound before the
+    install: a worker pod created at once (minReplicas > 0) otherwise meets a claim the test provisioner has
+    not bound yet, and the scheduler retries such a pod only after its five-minute unschedulable flush.
+    """
     out.chmod(0o777)  # the workers (UID 10001) write outputs here
     host_folder_claim(node, namespace, "source", data, read_only=True)
     host_folder_claim(node, namespace, "results", out, read_only=False)
+    if parts is not None:
+        parts.mkdir(parents=True, exist_ok=True)
+        parts.chmod(0o777)
+        host_folder_claim(node, namespace, "parts", parts, read_only=False)
+        values = merge({"resultStore": {"existingClaim": "parts"}}, values or {})
     base = merge(
         images.chart_values(node.images),
         {

@@ -178,10 +178,12 @@ def test_upgrade_keeps_redis_data_and_password(node, fleet):
 
 
 def test_uninstall_leaves_nothing_of_ours(node, fleet):
-    """With redis.persistence.keepOnUninstall=false even the Redis claim goes (by default it stays, with its data)."""
+    """With redis.persistence.keepOnUninstall=false and resultStore.persistence.keepOnUninstall=false even the
+    Redis and result-store claims go (by default they stay, with their data)."""
     ns = fleet["namespace"]
     values = json.loads(helm(node, "get", "values", RELEASE, "-n", ns, "-o", "json").stdout)
     values.setdefault("redis", {}).setdefault("persistence", {})["keepOnUninstall"] = False
+    values.setdefault("resultStore", {}).setdefault("persistence", {})["keepOnUninstall"] = False
     helm(node, "upgrade", RELEASE, "charts/phash-fleet", "-n", ns, "--wait", "--timeout=5m", values=values)
     claim = node.plane.get_json("pvc", f"data-{PREFIX}-redis-0", namespace=ns)
     made = {(o["kind"], o["metadata"]["name"]) for o in manifest_objects(node, ns)}

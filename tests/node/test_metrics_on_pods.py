@@ -23,6 +23,7 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
         namespace,
         data,
         out,
+        parts=tmp_path / "parts",
         values={
             "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
             "metrics": {"prometheusRule": {"enabled": True}},
