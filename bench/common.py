@@ -46,6 +46,11 @@ class BenchError(RuntimeError):
 # --- processes -----------------------------------------------------------------------------------
 
 
+def worker_argv(processes: int) -> list[str]:
+    """`phashfleet worker` with `processes` worker processes and its metrics on a free port, as every bench runs it."""
+    return [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(processes), "--metrics-port", "0"]
+
+
 def start_process(
     name: str,
     argv: Sequence[str | Path],

@@ -47,6 +47,7 @@ from common import (
     start_process,
     stop_cleanly_on_sigterm,
     tree_cpu_seconds,
+    worker_argv,
 )
 from harness.process import ManagedProcess
 from harness.redis_server import RedisServer
@@ -118,7 +119,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             spawned = time.monotonic()
             proc = start_process(
                 f"fleet-w{workers}",
-                [sys.executable, "-m", "phashfleet.cli", "worker", "--processes", str(workers), "--metrics-port", "0"],
+                worker_argv(workers),
                 env=fleet_env(redis, roots=[CACHE]),
                 log_dir=args.out / "logs",
             )

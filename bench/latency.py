@@ -45,6 +45,7 @@ from common import (
     start_process,
     stop_cleanly_on_sigterm,
     tree_cpu_seconds,
+    worker_argv,
 )
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
@@ -206,16 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             workers = start_process(
                 "latency-workers",
-                [
-                    sys.executable,
-                    "-m",
-                    "phashfleet.cli",
-                    "worker",
-                    "--processes",
-                    str(args.workers),
-                    "--metrics-port",
-                    "0",
-                ],
+                worker_argv(args.workers),
                 env=env,
                 log_dir=logs,
             )

@@ -54,6 +54,7 @@ from common import (
     start_process,
     stop_cleanly_on_sigterm,
     tree_cpu_seconds,
+    worker_argv,
 )
 from harness.process import ManagedProcess
 from harness.redis_server import RedisServer
@@ -258,16 +259,7 @@ class Fleet(System):
         self.last_batch_size = 0
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "phashfleet.cli",
-            "worker",
-            "--processes",
-            str(self.workers),
-            "--metrics-port",
-            "0",
-        ]
+        return worker_argv(self.workers)
 
     def hash_all(self, files: list[Path], deadline: float, hashed_by: str = "fast") -> dict[str, str]:
         if hashed_by != "fast":

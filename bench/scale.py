@@ -54,6 +54,7 @@ from common import (
     save_plot,
     start_process,
     stop_cleanly_on_sigterm,
+    worker_argv,
 )
 from harness.controlplane import ControlPlane
 from harness.operator_proc import OperatorProcess
@@ -149,16 +150,7 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
             }
             workers = start_process(
                 f"scale-workers-{files}",
-                [
-                    sys.executable,
-                    "-m",
-                    "phashfleet.cli",
-                    "worker",
-                    "--processes",
-                    str(args.workers),
-                    "--metrics-port",
-                    "0",
-                ],
+                worker_argv(args.workers),
                 env=env,
                 log_dir=logs,
             )

@@ -5,17 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from phashfleet.files.access import ALLOWED_ROOTS_ENV, output_roots_from_env
+from phashfleet.files.access import allowed_roots_from_env, output_roots_from_env
 
 AUTOSCALING_MODES = ("operator", "keda", "none")
 
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
-
-
-def _roots(name: str) -> tuple[str, ...]:
-    return tuple(r for r in os.environ.get(name, "").split(os.pathsep) if r)
 
 
 @dataclass(frozen=True)
@@ -58,6 +54,6 @@ class OperatorConfig:
             max_running_jobs_per_namespace=_int(
                 "PHASHFLEET_MAX_RUNNING_JOBS_PER_NAMESPACE", cls.max_running_jobs_per_namespace
             ),
-            allowed_roots=_roots(ALLOWED_ROOTS_ENV),
+            allowed_roots=allowed_roots_from_env(),
             output_roots=output_roots_from_env(),
         )

@@ -13,12 +13,11 @@ from harness.ci import missing
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -> None:
-    if importlib.util.find_spec("pybktree") is None:
-        missing("pybktree (the `bench` extra) is missing: pip install -e '.[bench]'")
+def _run_dupes_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """Run bench/dupes.py with `args` and a JSON report; return the finished process and the report."""
     out = tmp_path / "dupes.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "dupes.py"), "--small", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / "dupes.py"), *args, "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,7 +25,13 @@ def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    doc = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pybktree") is None:
+        missing("pybktree (the `bench` extra) is missing: pip install -e '.[bench]'")
+    done, doc = _run_dupes_bench(tmp_path, "--small")
     assert doc["benchmark"] == "dupes" and "--small" in doc["command"]
     n = doc["params"]["n"]
     rows = {(row["method"].split(" ")[0], row["n"]): row for row in doc["results"]["rows"]}
@@ -53,17 +58,8 @@ def test_dupes_benchmark_compares_all_methods_with_full_recall(tmp_path: Path) -
 
 
 def test_dupes_benchmark_sizes_reports_time_rss_and_recall_per_size(tmp_path: Path) -> None:
-    out = tmp_path / "sizes.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "dupes.py"), "--sizes", "3000,6000", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(out.read_text())["results"]["sizes"]
+    done, doc = _run_dupes_bench(tmp_path, "--sizes", "3000,6000")
+    rows = doc["results"]["sizes"]
     assert [(row["input"], row["n"]) for row in rows] == [
         ("words", 3000),
         ("records", 3000),

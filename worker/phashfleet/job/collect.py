@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -77,8 +78,6 @@ def collect(
 
 
 def _keep_lease(store: JobStore, job_id: str, stop: threading.Event) -> None:
-    import time
-
     while not stop.wait(COLLECT_LEASE / 3):
         store.start_collect(job_id, time.time() + COLLECT_LEASE)
 
@@ -93,10 +92,9 @@ def _collect(
     if plan.max_distance is not None:
         from phashfleet.dupes import group_records
 
-        groups = group_records(results.iter_records(job_id, epoch), plan.max_distance, keep_paths=False)
-        labels = groups
-        report["duplicateGroups"] = groups.duplicate_groups
-        report["duplicateFiles"] = groups.duplicate_files
+        labels = group_records(results.iter_records(job_id, epoch), plan.max_distance, keep_paths=False)
+        report["duplicateGroups"] = labels.duplicate_groups
+        report["duplicateFiles"] = labels.duplicate_files
     if plan.output_uri:
         from phashfleet.files.outputs import write_records
 
