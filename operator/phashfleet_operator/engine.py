@@ -12,11 +12,9 @@ from typing import Any
 import redis
 
 from phashfleet import metrics
-from phashfleet.files.listing import SourceError, SourceNetworkError
+from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job.collect import CollectPlan
 from phashfleet.job.dispatch import (
-    ListingCursor,
-    count_files,
     dispatch_tick,
     drop_inflight,
     job_window,
@@ -24,6 +22,7 @@ from phashfleet.job.dispatch import (
     resend_overdue,
 )
 from phashfleet.job.finish import collect_due, collect_plan, collecting_message, output_problem, report_fields
+from phashfleet.job.lister import ListingMap, ListPlan, chunk_size
 from phashfleet.job.spec import JobSpec, spec_default
 from phashfleet.job.status import (
     ACTIVE,
@@ -37,7 +36,7 @@ from phashfleet.job.status import (
 )
 from phashfleet.logs import about
 from phashfleet.state import keys
-from phashfleet.state.store import JobSnapshot, SharedJobStore
+from phashfleet.state.store import JobSnapshot, ListingState, SharedJobStore
 from phashfleet_operator.config import OperatorConfig
 from phashfleet_operator.reconcile import (
     TERMINAL_PHASES,
@@ -51,6 +50,7 @@ from phashfleet_operator.reconcile import (
 log = logging.getLogger("phashfleet.operator")
 Send = Callable[[str, int], None]
 SendCollect = Callable[[str, CollectPlan], None]
+SendList = Callable[[str, int, ListPlan, float], None]  # (job id, shard, plan, delay in s)
 Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
 
 
@@ -58,7 +58,8 @@ Emit = Callable[[str, str, str], None]  # (type Normal/Warning, reason, message)
 class JobMemory:
     """What the operator keeps in memory per job: small and rebuilt from Redis after a restart."""
 
-    cursor: ListingCursor
+    #: The job's listing positions over its shards, once every shard is listed (None before).
+    listing: ListingMap | None = None
     rate: RateMeter = field(default_factory=RateMeter)
     rank: int = 1
     waiting: bool = False
@@ -70,6 +71,14 @@ class JobMemory:
     last_done: int = 0
     #: The reason of the transient error the job is waiting out (None: none), so its Event is posted once.
     unavailable: str | None = None
+
+
+class _ListingFailed(Exception):
+    """A lister could not list the source, and retrying cannot help: its `error` (reason, message)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
 
 
 class Unavailable(Exception):
@@ -97,9 +106,12 @@ class JobEngine:
         worker_count: Callable[[], int],
         ready_workers: Callable[[], int | None] | None = None,
         send_collect: SendCollect | None = None,
+        send_list: SendList | None = None,
     ) -> None:
         self.store = store
         self.send = send
+        #: Asks a worker to list one shard of a job's source (the operator lists nothing itself).
+        self.send_list = send_list
         #: Asks a worker to collect a finished job (group, write the output); None: nobody collects (tests).
         self.send_collect = send_collect
         self.config = config
@@ -107,29 +119,34 @@ class JobEngine:
         #: Running (ready) workers, 0 when their Deployment is missing, None when unknown; None: never known.
         self.ready_workers = ready_workers
         self.jobs: dict[str, JobMemory] = {}
+        #: job id -> (uri, detail) of the last source a lister of it could not reach (for the status).
+        self._unreachable: dict[str, tuple[str, str]] = {}
         self.phases: dict[str, str] = {}  # every job this operator has seen, for the jobs-by-phase gauge
         self._lock = threading.Lock()
 
     def _memory(self, job_id: str, spec: JobSpec) -> JobMemory:
         with self._lock:
             if job_id not in self.jobs:
-                self.jobs[job_id] = JobMemory(ListingCursor(spec, self.config.allowed_roots), rank=spec.priority_rank)
+                self.jobs[job_id] = JobMemory(rank=spec.priority_rank)
             return self.jobs[job_id]
 
     def forget(self, job_id: str, *, deleted: bool = False) -> None:
         """Drop a job's working memory (finished), or everything about it (deleted)."""
         with self._lock:
             self.jobs.pop(job_id, None)
+            self._unreachable.pop(job_id, None)
             if deleted:
                 self.phases.pop(job_id, None)
 
     def ensure_state(self, job_id: str, spec: JobSpec) -> bool:
-        """Create the job's Redis state if it has none (first start, or Redis lost it); True if created."""
+        """Create the job's Redis state if it has none (first start, or Redis lost it); True if created.
+
+        Its total is known once the workers have listed the source (`_list`).
+        """
         if self.store.snapshot(job_id).exists:
             return False
-        total = count_files(spec, self.config.allowed_roots)
-        created = self.store.create(job_id, spec.hash_settings(), total)
-        self._memory(job_id, spec).cursor.position = -1  # the listing restarts from the beginning
+        created = self.store.create(job_id, spec.hash_settings(), 0)
+        self._memory(job_id, spec).listing = None  # a new state has a listing of its own
         return created
 
     def _room(self, job_id: str, memory: JobMemory, workers: int) -> int:
@@ -155,7 +172,7 @@ class JobEngine:
         """
         memory = self._memory(job_id, spec)
         try:
-            new = self._advance(job_id, spec, status, emit, memory)
+            new = self._advance(job_id, spec, status, emit, memory, retry)
         except SourceNetworkError as exc:
             raise self._unavailable(
                 memory, status, "SourceUnavailable", f"the source cannot be listed: {exc}", emit, retry
@@ -180,7 +197,7 @@ class JobEngine:
         return Unavailable(message, waiting_status(reason, message, status), delay)
 
     def _advance(
-        self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory
+        self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, memory: JobMemory, retry: int
     ) -> dict[str, Any]:
         previous_phase = status.get("phase")
         exists = self.store.snapshot(job_id).exists
@@ -188,37 +205,33 @@ class JobEngine:
             emit("Warning", "StateLost", "Redis lost this job's state; hashing it again from the start")
         if not exists and (problem := output_problem(spec, self.config.output_roots or None, probe=False)):
             return self.failed(status, "OutputFailed", problem, emit)
-        try:
-            if self.ensure_state(job_id, spec):
-                log.info("listed %d files", self.store.snapshot(job_id).total, extra=_about(job_id))
-        except SourceNetworkError:
-            raise
-        except SourceError as exc:
-            return self.failed(status, exc.reason, str(exc), emit)
+        self.ensure_state(job_id, spec)
         now = time.time()
         snap = self.store.snapshot(job_id)
+        if not snap.source_listed:
+            if (listing := self._list(job_id, spec, snap, status, emit, memory, now, retry)) is not None:
+                return listing
+            snap = self.store.snapshot(job_id)
+        if memory.listing is None:
+            memory.listing = ListingMap.of(self.store.listing(job_id), chunk_size(self._batch_size(snap)))
+            log.info("the workers listed %d files", memory.listing.total, extra=_about(job_id))
         memory.waiting, memory.inflight = not snap.listing_done and not spec.suspend, snap.inflight
         if spec.suspend:
             resend_overdue(self.store, job_id, self.send, now=now, queue_grace=float("inf"))
         else:
             workers = self.worker_count()
-            try:
-                dispatch_tick(
-                    self.store,
-                    job_id,
-                    spec,
-                    memory.cursor,
-                    self.send,
-                    now=now,
-                    room=self._room(job_id, memory, workers),
-                    window=job_window(workers, self.config.job_window),
-                    queue_grace=queue_grace_for(self.store.queue_length()),
-                    workers=workers,
-                )
-            except SourceNetworkError:
-                raise
-            except SourceError as exc:
-                return self.failed(status, exc.reason, str(exc), emit)
+            dispatch_tick(
+                self.store,
+                job_id,
+                spec,
+                memory.listing,
+                self.send,
+                now=now,
+                room=self._room(job_id, memory, workers),
+                window=job_window(workers, self.config.job_window),
+                queue_grace=queue_grace_for(self.store.queue_length()),
+                workers=workers,
+            )
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
         failures = self.store.failures(job_id)
@@ -266,10 +279,8 @@ class JobEngine:
                 emit("Normal", "Completed", f"{snap.ok} ok, {snap.failed} failed, {snap.skipped} skipped")
             else:
                 emit("Warning", "Failed", message)
-        elif phase == "Suspended" and previous_phase != "Suspended":
-            emit("Normal", "Suspended", message)
-        elif phase == "Running" and previous_phase == "Suspended":
-            emit("Normal", "Resumed", "spec.suspend is false; handing out batches again")
+        else:
+            _announce_suspension(previous_phase, phase, message, emit)
         rate = memory.rate.update(snap.done_files)
         new = job_status(
             snap,
@@ -284,6 +295,106 @@ class JobEngine:
         self._export(job_id, snap, phase)
         return new
 
+    def _list(
+        self,
+        job_id: str,
+        spec: JobSpec,
+        snap: JobSnapshot,
+        status: dict[str, Any],
+        emit: Emit,
+        memory: JobMemory,
+        now: float,
+        retry: int,
+    ) -> dict[str, Any] | None:
+        """While the workers list the source: (re)send due shards, and say how far they are, or why not.
+
+        None when the listing is complete after all (the caller goes on to hand out batches).
+        """
+        memory.waiting = False  # nothing to hand out yet: it asks no room of the dispatcher
+        try:
+            state = self._listing_state(job_id, spec, snap, memory, now, retry)
+        except _ListingFailed as failed:
+            self._ask_collect(job_id, collect_plan(spec, writes=False), now)  # only its results' expiry
+            self.store.expire(job_id, spec.ttl_seconds)
+            self.forget(job_id)
+            return self.failed(status, str(failed.error["reason"]), str(failed.error["message"]), emit)
+        if state is None:
+            return None  # the listing ended with this tick's sends (a lister in this process): hand out now
+        listed = f"{len(state.listed)} of {state.shards} shards" if state.shards is not None else "its top folder first"
+        phase, reason = "Running", "Listing"
+        message = f"workers are listing the source: {state.files_so_far} files so far ({listed})"
+        if spec.suspend:
+            phase, reason, message = (
+                "Suspended",
+                "Suspended",
+                "spec.suspend is true; the source is not listed meanwhile",
+            )
+        elif stalled := self._no_workers(memory, snap, spec, now, emit, progress=state.files_so_far):
+            reason, message = stalled
+        _announce_suspension(status.get("phase"), phase, message, emit)
+        self._export(job_id, snap, phase)
+        return job_status(
+            snap,
+            phase=phase,
+            reason=reason,
+            message=message,
+            rate=0.0,
+            failures=[],
+            previous=status,
+            extra={"startTime": status.get("startTime") or now_iso()},
+        )
+
+    def _listing_state(
+        self, job_id: str, spec: JobSpec, snap: JobSnapshot, memory: JobMemory, now: float, retry: int
+    ) -> ListingState | None:
+        """Send what is due (again) and wait out what a lister could not reach; the state to show, None when complete.
+
+        Raises SourceNetworkError while the source cannot be reached (the failed shard is sent again with the
+        retry's delay, and the job waits until a lister has it again), _ListingFailed when it cannot be listed.
+        """
+        plan = ListPlan(dict(spec.source), chunk_size(self._batch_size(snap)))
+        state = self.store.listing(job_id)
+        retried = self._retry_unreachable(job_id, state, plan, now, retry)
+        if not spec.suspend and self.send_list is not None:
+            due = state.due(now, queue_grace=queue_grace_for(self.store.queue_length()))
+            for shard in due:
+                self.store.listing_sent(job_id, shard, now)
+                self.send_list(job_id, shard, plan, 0.0)
+            if due:
+                log.info("asked the workers to list shards %s of the source", _ranges(due), extra=_about(job_id))
+                # A lister in this process (tests) is done already: what it could not reach is retried now.
+                retried += self._retry_unreachable(job_id, self.store.listing(job_id), plan, now, retry)
+        state = self.store.listing(job_id)
+        for error in state.errors.values():
+            if not error.get("transient"):
+                raise _ListingFailed(error)
+        waiting = [s for s in range(state.shards or 1) if s not in state.listed and s not in state.leases]
+        if any(shard not in state.listed for shard in retried) or (
+            memory.unavailable == "SourceUnavailable" and waiting
+        ):
+            uri, detail = self._unreachable.get(job_id, ("", "a lister could not reach it"))
+            raise SourceNetworkError(uri, detail)
+        if self.store.snapshot(job_id).source_listed:
+            return None
+        return state
+
+    def _retry_unreachable(self, job_id: str, state: ListingState, plan: ListPlan, now: float, retry: int) -> list[int]:
+        """Send every shard a lister could not reach again, after the retry's delay; return those shards."""
+        if self.send_list is None:
+            return []
+        retried = []
+        for shard, error in sorted(state.errors.items()):
+            if error.get("transient"):
+                self._unreachable[job_id] = (str(error.get("uri", "")), str(error.get("detail", error["message"])))
+                self.store.listing_sent(job_id, shard, now + retry_delay(retry))
+                self.send_list(job_id, shard, plan, retry_delay(retry))
+                retried.append(shard)
+        return retried
+
+    @staticmethod
+    def _batch_size(snap: JobSnapshot) -> int:
+        return max(1, int((snap.settings or {}).get("batch_size", spec_default("batchSize"))))
+
     def _ask_collect(self, job_id: str, plan: CollectPlan, now: float) -> None:
         """Send the collect message for a job (again) and note when."""
         if self.send_collect is None:
@@ -294,12 +405,23 @@ class JobEngine:
         log.info("asked a worker to collect the job", extra=_about(job_id))
 
     def _no_workers(
-        self, memory: JobMemory, snap: JobSnapshot, spec: JobSpec, now: float, emit: Emit
+        self,
+        memory: JobMemory,
+        snap: JobSnapshot,
+        spec: JobSpec,
+        now: float,
+        emit: Emit,
+        *,
+        progress: int | None = None,
     ) -> tuple[str, str] | None:
-        """(NoWorkers, message) once a running job has waited long enough with no worker; None otherwise."""
+        """(NoWorkers, message) once a running job has waited long enough with no worker; None otherwise.
+
+        Progress is files done, or `progress` (files listed, while the source is being listed).
+        """
         ready = self.ready_workers() if self.ready_workers else None
-        progressed = snap.done_files != memory.last_done
-        memory.last_done = snap.done_files
+        done = snap.done_files if progress is None else progress
+        progressed = done != memory.last_done
+        memory.last_done = done
         memory.no_workers_since = no_workers_since(memory.no_workers_since, ready=ready, progressed=progressed, now=now)
         if memory.no_workers_since is None:
             if memory.no_workers_warned:
@@ -309,9 +431,14 @@ class JobEngine:
         waited = now - memory.no_workers_since
         if waited < self.config.no_workers_seconds:
             return None
+        waiting = (
+            f"{backlog_batches(snap, spec.batch_size)} batches wait"
+            if snap.source_listed
+            else "the source waits to be listed"
+        )
         message = (
             f"no worker has been running for {waited:.0f} s while "
-            f"{backlog_batches(snap, spec.batch_size)} batches wait: check the worker Deployment "
+            f"{waiting}: check the worker Deployment "
             f"{self.config.worker_deployment!r} and its pods"
         )
         if not memory.no_workers_warned:
@@ -329,8 +456,11 @@ class JobEngine:
         total = 0
         for job_id in self.store.job_ids():
             snap = self.store.snapshot(job_id)
-            batch = max(1, int((snap.settings or {}).get("batch_size", spec_default("batchSize"))))
-            total += backlog_batches(snap, batch)
+            if not snap.source_listed:  # its shards to list: each is work for a worker
+                state = self.store.listing(job_id)
+                total += max(1, (state.shards or 1) - len(state.listed))
+                continue
+            total += backlog_batches(snap, self._batch_size(snap))
             total += int(snap.finished and snap.collected is None)  # its collect: a worker must stay for it
         return total
 
@@ -352,3 +482,22 @@ class JobEngine:
             ("skipped", snap.skipped),
         ):
             metrics.JOB_FILES.labels(namespace, name, state).set(value)
+
+
+def _announce_suspension(previous_phase: str | None, phase: str, message: str, emit: Emit) -> None:
+    """The Suspended and Resumed Events, once each time spec.suspend flips."""
+    if phase == "Suspended" and previous_phase != "Suspended":
+        emit("Normal", "Suspended", message)
+    elif phase == "Running" and previous_phase == "Suspended":
+        emit("Normal", "Resumed", "spec.suspend is false; the job goes on")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1, 2, 3, 7 as "1-3, 7" (for a log line)."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 
 from phashfleet import metrics
 from phashfleet.state.redis_store import RedisJobStore
-from phashfleet.worker.actor import send_batch, send_collect
+from phashfleet.worker.actor import send_batch, send_collect, send_list
 from phashfleet.worker.broker import RedisNotConfigured, make_broker
 from phashfleet_operator import handlers, preflight  # noqa: F401 - handlers: imported to register the kopf handlers
 from phashfleet_operator.autoscaler import Autoscaler, Leadership, operator_identity
@@ -87,6 +87,7 @@ def run(
         workers.fleet_size,
         ready_workers=workers.ready,
         send_collect=lambda jid, plan: send_collect(broker, jid, plan),
+        send_list=lambda jid, shard, plan, delay: send_list(broker, jid, shard, plan, delay=delay),
     )
     identity = operator_identity()
     leadership = Leadership(

@@ -87,17 +87,23 @@ def test_keda_scaled_object_targets_the_workers():
     assert so["triggers"][0]["metadata"]["address"] == f"{P}-redis.{NAMESPACE}.svc:6379"
 
 
-def test_source_and_output_volumes():
+def test_source_and_output_volumes_go_to_the_workers_and_nothing_of_them_to_the_operator():
     r = render(VOLUMES)
     op, wk = container(r, "Deployment", f"{P}-operator"), container(r, "Deployment", f"{P}-worker")
-    for c in (op, wk):
-        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-        for path in ("/data/photos", "/data/nas", "/data/host"):
-            assert mounts[path]["readOnly"] is True
-        assert env_of(c)["PHASHFLEET_ALLOWED_ROOTS"] == "/data/photos:/data/nas:/data/host"
-        assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
-        assert env_of(c)["AWS_ENDPOINT_URL"] == "http://minio.example:9000"
-        assert env_of(c)["AWS_DEFAULT_REGION"] == "eu-west-1"
+    mounts = {m["mountPath"]: m for m in wk["volumeMounts"]}
+    for path in ("/data/photos", "/data/nas", "/data/host"):
+        assert mounts[path]["readOnly"] is True
+    assert env_of(wk)["PHASHFLEET_ALLOWED_ROOTS"] == "/data/photos:/data/nas:/data/host"
+    assert wk["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert env_of(wk)["AWS_ENDPOINT_URL"] == "http://minio.example:9000"
+    assert env_of(wk)["AWS_DEFAULT_REGION"] == "eu-west-1"
+    # The workers list sources: the operator mounts no data and holds no S3 credentials (it checks a
+    # source's path against the roots, which is text).
+    assert [m["mountPath"] for m in op["volumeMounts"]] == ["/tmp"]
+    assert "envFrom" not in op and not any(name.startswith("AWS_") for name in env_of(op))
+    op_volumes = r.get("Deployment", f"{P}-operator")["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in op_volumes] == ["tmp"]
+    assert env_of(op)["PHASHFLEET_ALLOWED_ROOTS"] == "/data/photos:/data/nas:/data/host"
     # The workers' collector writes outputs; the operator only checks a job's output path against the roots.
     assert {m["mountPath"]: m.get("readOnly") for m in wk["volumeMounts"]}["/data/results"] is False
     assert "/data/results" not in {m["mountPath"] for m in op["volumeMounts"]}

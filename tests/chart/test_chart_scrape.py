@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 
 from chart.prometheus import Prometheus
 from chart.render import everything_on, render
+from harness.listers import hand_out_files
 from harness.operator_proc import phashfleet_argv
 from harness.ports import free_port
 from harness.process import ManagedProcess
@@ -107,7 +108,7 @@ def worker_metrics(redis_env, tmp_path) -> Iterator[str]:
     store = RedisJobStore(client)
     job_id = f"{JOB_NAMESPACE}.{WORKER_JOB}.0a1b2c3d"
     store.create(job_id, parse_spec({"source": {"uri": str(photos)}}).hash_settings(), len(files))
-    assert store.hand_out(job_id, 0, files, time.time(), listing_done=True)
+    assert hand_out_files(store, job_id, 0, files, time.time(), listing_done=True)
     port = free_port()
     env = {
         **os.environ,

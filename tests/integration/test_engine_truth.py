@@ -9,12 +9,15 @@ import time
 import pytest
 import redis
 
+from harness.listers import inline_lister, leased_files
 from harness.outage import outage_server
 from harness.ports import free_port
 from harness.wait import wait_for
 from phashfleet.job.collect import CollectPlan
+from phashfleet.job.lister import ListPlan, chunk_size, list_shard
 from phashfleet.job.spec import parse_spec
 from phashfleet.results import make_record
+from phashfleet.state import result_store
 from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.state.store import BatchTally
 from phashfleet.worker.broker import redis_client
@@ -56,6 +59,7 @@ def test_an_output_it_cannot_write_fails_the_job_before_any_file_is_listed(store
         lambda j, b: sent.append(b),
         OperatorConfig(allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)),
         lambda: 1,
+        send_list=inline_lister(store, (str(data),)),
     )
     spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "elsewhere" / "r.jsonl")}})
     events = Events()
@@ -75,13 +79,14 @@ def test_a_first_batch_failing_outside_the_workers_roots_ends_the_job_and_drops_
         lambda j, b: sent.append(b),
         OperatorConfig(allowed_roots=(str(data),), output_roots=(str(tmp_path / "results"),)),
         lambda: 2,
+        send_list=inline_lister(store, (str(data),)),
     )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 10, "output": {"uri": str(out)}})
     job, events = "ns.outside.1", Events()
     status = engine.tick(job, spec, {"phase": "Pending"}, events)
     assert status["phase"] == "Running" and len(sent) > 1
     # The worker (started without the source among its roots) hashes the first batch: every file outside_roots.
-    files = store.start_batch(job, sent[0], 1e18)
+    files = leased_files(store, job, sent[0])
     store.finish_batch(
         job,
         sent[0],
@@ -117,6 +122,7 @@ def test_no_running_worker_is_shown_once_and_cleared_when_workers_come(store, tm
         OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
         lambda: 1,
         ready_workers=lambda: ready[0],
+        send_list=inline_lister(store, (str(data),)),
     )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 5})
     job, events, status = "ns.starved.1", Events(), {"phase": "Pending"}
@@ -149,6 +155,7 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
         OperatorConfig(allowed_roots=(str(data),), no_workers_seconds=0.5),
         lambda: 1,
         ready_workers=lambda: 0,
+        send_list=inline_lister(store, (str(data),)),
     )
     spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 1})
     job, events, status = "ns.remote.1", Events(), {"phase": "Pending"}
@@ -156,7 +163,7 @@ def test_workers_elsewhere_that_make_progress_are_not_no_workers(store, tmp_path
     while time.monotonic() - started < 2.0:  # four times no_workers_seconds, a file done every 0.1 s
         status = engine.tick(job, spec, status, events)
         batch = sent.pop(0)
-        files = store.start_batch(job, batch, 1e18)
+        files = leased_files(store, job, batch)
         store.finish_batch(
             job,
             batch,
@@ -171,7 +178,7 @@ def _finish_all(store, job: str, batches: list[int]) -> None:
     """Every batch sent comes back ok, as a worker would count it."""
     while batches:
         batch = batches.pop(0)
-        files = store.start_batch(job, batch, 1e18)
+        files = leased_files(store, job, batch)
         store.finish_batch(
             job,
             batch,
@@ -189,6 +196,7 @@ def test_a_finished_job_is_collecting_until_the_collector_reports_then_ends_with
         OperatorConfig(allowed_roots=(str(data),)),
         lambda: 1,
         send_collect=lambda j, plan: asked.append((j, plan)),
+        send_list=inline_lister(store, (str(data),)),
     )
     out = tmp_path / "out" / "r.jsonl"
     spec = parse_spec(
@@ -223,6 +231,7 @@ def test_an_output_the_collector_could_not_write_fails_the_job_naming_the_field(
         OperatorConfig(allowed_roots=(str(data),)),
         lambda: 1,
         send_collect=lambda j, p: None,
+        send_list=inline_lister(store, (str(data),)),
     )
     spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "r.jsonl")}})
     job, events = "ns.collectfail.1", Events()
@@ -247,7 +256,9 @@ def test_a_source_answering_503_is_retried_with_backoff_not_failed(store, flaky_
     pytest.importorskip("aiohttp")
     server, uri = flaky_site
     sent: list[int] = []
-    engine = JobEngine(store, lambda j, b: sent.append(b), OperatorConfig(), lambda: 1)
+    engine = JobEngine(
+        store, lambda j, b: sent.append(b), OperatorConfig(), lambda: 1, send_list=inline_lister(store, ())
+    )
     spec = parse_spec({"source": {"uri": uri}, "batchSize": 2})
     job, events = "ns.flaky.1", Events()
     delays = []
@@ -276,3 +287,65 @@ def test_redis_that_cannot_be_reached_is_retried_not_failed(tmp_path):
     condition = _true(info.value.status)
     assert info.value.status["phase"] == "Running" and condition["reason"] == "RedisUnavailable"
     assert events.reasons("Warning") == ["RedisUnavailable"]
+
+
+def test_the_workers_list_the_source_in_shards_and_a_dead_listers_shard_is_sent_again(store, tmp_path):
+    data = tmp_path / "data"
+    for folder in ("a", "b", "c"):
+        _folder(data / folder, 4)
+    _folder(data, 2)  # two files at the top
+    asked: list[tuple[str, int]] = []
+    sent: list[int] = []
+    engine = JobEngine(
+        store,
+        lambda j, b: sent.append(b),
+        OperatorConfig(allowed_roots=(str(data),)),
+        lambda: 1,
+        send_list=lambda j, shard, plan, delay: asked.append((j, shard)),
+    )
+    spec = parse_spec({"source": {"uri": str(data)}, "batchSize": 5})
+    job, events = "ns.shards.1", Events()
+    results = result_store.from_env()
+
+    def list_it(shard: int) -> None:
+        plan = ListPlan(dict(spec.source), chunk_size(5))
+        list_shard(store, results, job, shard, plan, allowed_roots=(str(data),))
+
+    status = engine.tick(job, spec, {"phase": "Pending"}, events)
+    assert (status["phase"], _true(status)["reason"], asked, sent) == ("Running", "Listing", [(job, 0)], [])
+    assert status["total"] == 0 and "files so far" in _true(status)["message"]
+    list_it(0)  # the top folder: 2 files, and three more shards
+    status = engine.tick(job, spec, status, events)
+    assert asked[1:] == [(job, 1), (job, 2), (job, 3)] and sent == []
+    assert "2 files so far (1 of 4 shards)" in _true(status)["message"]
+    assert store.start_listing(job, 2, time.time() - 1)  # a lister took shard 2, then died
+    list_it(1)
+    list_it(3)
+    status = engine.tick(job, spec, status, events)
+    assert asked[4:] == [(job, 2)], "the dead lister's shard is sent again, and only it"
+    list_it(2)
+    status = engine.tick(job, spec, status, events)
+    assert (status["phase"], _true(status)["reason"], status["total"]) == ("Running", "Hashing", 14)
+    assert sent
+    _finish_all(store, job, sent)
+    while not store.snapshot(job).finished:
+        status = engine.tick(job, spec, status, events)
+        _finish_all(store, job, sent)
+    assert store.snapshot(job).ok == 14
+
+
+def test_a_source_the_listers_cannot_find_fails_the_job_naming_why(store, tmp_path):
+    data = _folder(tmp_path / "data", 1)
+    engine = JobEngine(
+        store,
+        lambda j, b: None,
+        OperatorConfig(allowed_roots=(str(data),)),
+        lambda: 1,
+        send_collect=lambda j, plan: None,
+        send_list=inline_lister(store, (str(data),)),
+    )
+    job, events = "ns.nosource.1", Events()
+    status = engine.tick(job, parse_spec({"source": {"uri": str(data / "gone")}}), {"phase": "Pending"}, events)
+    condition = _true(status)
+    assert status["phase"] == "Failed" and condition["reason"] == "SourceNotFound" and "gone" in condition["message"]
+    assert job not in store.job_ids(), "its state expires: it no longer counts as a job"

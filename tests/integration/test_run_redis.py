@@ -17,8 +17,10 @@ from harness.operator_proc import phashfleet_argv
 from harness.process import ManagedProcess
 from harness.synthetic import photo_like
 from harness.wait import wait_for
-from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
+from phashfleet.job.dispatch import dispatch_tick
+from phashfleet.job.lister import list_job_here
 from phashfleet.job.spec import parse_spec
+from phashfleet.state import result_store
 from phashfleet.state.redis_store import RedisJobStore
 from phashfleet.worker.actor import send_batch
 from phashfleet.worker.broker import make_broker, redis_client
@@ -160,12 +162,12 @@ def test_a_run_beside_a_fleet_worker_on_the_same_redis_keeps_its_batches_and_key
         # The fleet worker is up and consuming: it hashes a fleet job's batch.
         store, broker = RedisJobStore(client), make_broker(client)
         spec = parse_spec({"source": {"uri": str(elsewhere)}})
-        store.create("fleet.job", spec.hash_settings(), count_files(spec, (str(elsewhere),)))
+        store.create("fleet.job", spec.hash_settings(), 0)
         dispatch_tick(
             store,
             "fleet.job",
             spec,
-            ListingCursor(spec, (str(elsewhere),)),
+            list_job_here(store, result_store.from_env(), "fleet.job", spec, (str(elsewhere),)),
             lambda j, b: send_batch(broker, j, b),
             now=time.time(),
             room=1,

@@ -184,3 +184,35 @@ def test_delete_forgets_everything(store: JobStore, job: str) -> None:
     assert store.start_batch(job, 0, 200.0) is None
     assert store.finish_batch(job, 0, _tally(_record("a"))) == -1
     assert store.create(job, SETTINGS, 1)
+
+
+def test_a_listing_counts_each_shard_once_and_knows_the_total_when_every_shard_is_in(store: JobStore, job: str) -> None:
+    assert store.listing(job).due(0.0, queue_grace=10) == [0], "first, shard 0 (it decides the split)"
+    store.listing_sent(job, 0, 100.0)
+    assert store.listing(job).due(105.0, queue_grace=10) == [] and store.listing(job).due(111.0, queue_grace=10) == [0]
+    assert store.start_listing(job, 0, 200.0, so_far=7)
+    assert store.listing(job).due(150.0, queue_grace=10) == [], "held by a lister"
+    assert store.listing(job).due(201.0, queue_grace=10) == [0], "its lister's hold ran out"
+    assert store.finish_listing(job, 0, 7, "aaaa", shards=3) == 1
+    assert store.finish_listing(job, 0, 9, "bbbb", shards=5) == 0, "a second lister of the same shard is not kept"
+    assert not store.start_listing(job, 0, 300.0)
+    state = store.listing(job)
+    assert (state.shards, state.root, state.listed) == (3, "aaaa", {0: (7, "aaaa")})
+    assert state.due(300.0, queue_grace=10) == [1, 2] and not state.complete
+    assert not store.snapshot(job).source_listed
+    store.finish_listing(job, 2, 5, "cccc")
+    store.finish_listing(job, 1, 0, "dddd")
+    snap, state = store.snapshot(job), store.listing(job)
+    assert state.complete and state.files_so_far == 12 and snap.source_listed and snap.total == 12
+    assert store.finish_listing(f"{job}.missing", 0, 1, "eeee") == -1
+
+
+def test_a_listers_error_stops_the_shard_being_due_until_it_is_sent_again(store: JobStore, job: str) -> None:
+    store.listing_sent(job, 0, 0.0)
+    store.start_listing(job, 0, 60.0)
+    store.listing_failed(job, 0, {"reason": "SourceUnreachable", "message": "m", "transient": True})
+    state = store.listing(job)
+    assert state.errors == {0: {"reason": "SourceUnreachable", "message": "m", "transient": True}}
+    assert state.due(1e9, queue_grace=10) == [] and state.leases == {}
+    store.listing_sent(job, 0, 5.0)
+    assert store.listing(job).errors == {}

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.listers import hand_out_files
 from harness.outage import serving
 from harness.results import records_of
 from harness.synthetic import photo_like
 from harness.wait import wait_for
-from phashfleet.job.dispatch import ListingCursor, count_files, dispatch_tick
+from phashfleet.job.dispatch import dispatch_tick
+from phashfleet.job.lister import list_job_here
 from phashfleet.job.spec import parse_spec
 from phashfleet.state import result_store
 from phashfleet.state.keys import queue
@@ -64,8 +66,8 @@ class Driver:
         )
         self.roots = (str(photos),)
         self.job_id = f"test.{name}.{os.getpid()}"
-        self.store.create(self.job_id, self.spec.hash_settings(), count_files(self.spec, self.roots))
-        self.cursor = ListingCursor(self.spec, self.roots)
+        self.store.create(self.job_id, self.spec.hash_settings(), 0)
+        self.listing = list_job_here(self.store, result_store.from_env(), self.job_id, self.spec, self.roots)
         self.resent: list[int] = []
 
     def send(self, job_id: str, batch_id: int) -> None:
@@ -73,7 +75,7 @@ class Driver:
 
     def tick(self, room: int = 2, window: int = 3):
         result = dispatch_tick(
-            self.store, self.job_id, self.spec, self.cursor, self.send, now=time.time(), room=room, window=window
+            self.store, self.job_id, self.spec, self.listing, self.send, now=time.time(), room=room, window=window
         )
         self.resent += result.resent
         return self.store.snapshot(self.job_id)
@@ -187,7 +189,7 @@ def slow_job(redis_env, site: str, name: str, *, batches: int, files: int) -> tu
     store.create(job_id, spec.hash_settings(), batches * files)
     for batch in range(batches):
         refs = [f"{site}/b{batch}/f{i}.png" for i in range(files)]
-        assert store.hand_out(job_id, batch, refs, time.time(), listing_done=batch == batches - 1)
+        assert hand_out_files(store, job_id, batch, refs, time.time(), listing_done=batch == batches - 1)
         send_batch(broker, job_id, batch)
     return store, job_id
 

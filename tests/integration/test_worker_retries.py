@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.listers import hand_out_files
 from harness.outage import serving
 from harness.results import records_of
 from harness.synthetic import photo_like
@@ -30,7 +31,7 @@ def make_job(redis_env, name: str, settings: dict, batches: list[list[str]]) -> 
     job_id = f"test.{name}.{os.getpid()}"
     store.create(job_id, settings, sum(map(len, batches)))
     for batch_id, files in enumerate(batches):
-        assert store.hand_out(job_id, batch_id, files, time.time(), listing_done=batch_id == len(batches) - 1)
+        assert hand_out_files(store, job_id, batch_id, files, time.time(), listing_done=batch_id == len(batches) - 1)
         send_batch(broker, job_id, batch_id)
     return store, job_id
 

@@ -7,7 +7,7 @@ import pytest
 
 from phashfleet.embedded.run import run_embedded
 from phashfleet.files.outputs import OutputError, OutputOutsideRootsError, check_writable
-from phashfleet.job.dispatch import ListingCursor
+from phashfleet.job import lister
 from phashfleet.job.spec import SpecError, manifest_schema, parse_spec
 from phashfleet.job.status import job_outcome, spec_outcome
 from phashfleet.state.store import JobSnapshot
@@ -177,9 +177,9 @@ def test_run_with_an_unusable_output_fails_before_hashing(tmp_path, monkeypatch)
     (tmp_path / "a-file").write_text("not a folder")
     spec = parse_spec({"source": {"uri": str(data)}, "output": {"uri": str(tmp_path / "a-file" / "out.jsonl")}})
     listed = []
-    monkeypatch.setattr(ListingCursor, "take", lambda self, start, count: listed.append(start) or [])
+    monkeypatch.setattr(lister, "list_here", lambda *args, **kwargs: listed.append(args) or 0)
     status = run_embedded(spec, "local.out.1", (str(data),), jobs=1).status
     failed = {c["type"]: c for c in status["conditions"]}["Failed"]
     assert status["phase"] == "Failed" and failed["reason"] == "OutputFailed"
     assert failed["message"].startswith("spec.output.uri:") and "a-file" in failed["message"]
-    assert listed == []  # nothing was handed out, let alone hashed
+    assert listed == []  # nothing was listed, let alone hashed

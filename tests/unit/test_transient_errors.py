@@ -9,10 +9,10 @@ import kopf
 import pytest
 from kubernetes.client.rest import ApiException
 
-from phashfleet.files.listing import SourceNetworkError
-from phashfleet.job import dispatch
-from phashfleet.job.dispatch import ListingCursor
-from phashfleet.job.spec import parse_spec
+from phashfleet.files.listing import SourceNetworkError, SourceSplit
+from phashfleet.job import lister
+from phashfleet.state.memory_store import MemoryJobStore
+from phashfleet.state.result_store import ResultStore
 from phashfleet_operator import handlers
 from phashfleet_operator.engine import Unavailable
 from phashfleet_operator.reconcile import no_workers_since, retry_delay
@@ -33,23 +33,33 @@ def test_no_workers_since_starts_on_the_first_idle_look_and_clears_on_workers_or
     assert no_workers_since(None, ready=None, progressed=False, now=9.0) is None
 
 
-def test_a_listing_that_broke_mid_way_is_resumed_not_taken_as_ended(monkeypatch):
+def test_a_listing_that_broke_mid_way_is_listed_again_whole_not_taken_as_ended(tmp_path, monkeypatch):
     calls = []
 
-    def flaky(source, roots):
+    def flaky(source, roots, *, max_shards, storage_options=None):
         calls.append(1)
-        for i in range(10):
-            if i == 3 and len(calls) == 1:
-                raise SourceNetworkError("http://x/", "503 Service Unavailable")
-            yield f"http://x/{i}.jpg"
 
-    monkeypatch.setattr(dispatch, "iter_source", flaky)
-    cursor = ListingCursor(parse_spec({"source": {"uri": "http://x/"}}), ())
-    assert cursor.take(0, 2) == ["http://x/0.jpg", "http://x/1.jpg"]
+        def refs():
+            for i in range(10):
+                if i == 3 and len(calls) == 1:
+                    raise SourceNetworkError("http://x/", "503 Service Unavailable")
+                yield f"http://x/{i}.jpg"
+
+        return refs(), SourceSplit(())
+
+    monkeypatch.setattr(lister, "split_source", flaky)
+    store, results = MemoryJobStore(), ResultStore(str(tmp_path))
+    store.create("ns.j.1", {}, 0)
+    plan = lister.ListPlan({"uri": "http://x/"}, 2)
     with pytest.raises(SourceNetworkError):
-        cursor.take(2, 2)
-    # Reusing the dead generator would give [] here, and the dispatcher would end the listing early.
-    assert cursor.take(2, 2) == ["http://x/2.jpg", "http://x/3.jpg"]
+        lister.list_shard(store, results, "ns.j.1", 0, plan, allowed_roots=())
+    assert not store.snapshot("ns.j.1").source_listed, "the chunks written before the error count for nothing"
+    store.listing_sent("ns.j.1", 0, 1.0)  # the operator sends it again after its retry delay
+    lister.list_shard(store, results, "ns.j.1", 0, plan, allowed_roots=())
+    snap = store.snapshot("ns.j.1")
+    assert snap.source_listed and snap.total == 10
+    mapping = lister.ListingMap.of(store.listing("ns.j.1"), 2)
+    assert list(lister.iter_listing(results, "ns.j.1", snap.epoch, mapping)) == [f"http://x/{i}.jpg" for i in range(10)]
 
 
 class _Engine:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from phashfleet.files.listing import SourceNetworkError
 from phashfleet.job.collect import collect
 from phashfleet.job.complete import complete_batch
-from phashfleet.job.dispatch import ListingCursor, Send, count_files, dispatch_tick, job_window, queue_grace_for
+from phashfleet.job.dispatch import Send, dispatch_tick, job_window, queue_grace_for
 from phashfleet.job.finish import collect_plan, output_problem, report_fields
+from phashfleet.job.lister import ListingReader, list_job_here
 from phashfleet.job.spec import JobSpec
 from phashfleet.job.status import ENDED, RateMeter, failed_status, job_status, now_iso, spec_outcome
 from phashfleet.results import batch_error, failed_records
@@ -127,9 +128,10 @@ def run_embedded(
     if problem := output_problem(spec, output_roots):
         return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
-    store.create(job_id, spec.hash_settings(), count_files(spec, roots))
+    store.create(job_id, spec.hash_settings(), 0)
     epoch = store.snapshot(job_id).epoch
-    cursor = ListingCursor(spec, roots)
+    listing = list_job_here(store, results, job_id, spec, roots)
+    reader = ListingReader(results)
     workers = jobs or os.cpu_count() or 1
     meter = RateMeter()
     # Each batch being hashed -> (batch id, its files, tries so far).
@@ -140,13 +142,13 @@ def run_embedded(
             futures[pool.submit(_hash_batch, files, spec.hash_settings(), roots)] = (batch_id, files, tries)
 
         def send(jid: str, batch_id: int) -> None:
-            files = store.start_batch(jid, batch_id, float("inf"))
-            if files is not None:  # None: done or gone, which one process handing out cannot see
-                submit(batch_id, files, 0)
+            segments = store.start_batch(jid, batch_id, float("inf"))
+            if segments is not None:  # None: done or gone, which one process handing out cannot see
+                submit(batch_id, reader.files(jid, epoch, segments), 0)
 
         while True:
             dispatch_tick(
-                store, job_id, spec, cursor, send, now=time.time(), room=workers * 2 - len(futures), window=workers * 2
+                store, job_id, spec, listing, send, now=time.time(), room=workers * 2 - len(futures), window=workers * 2
             )
             if not futures:
                 break
@@ -240,9 +242,9 @@ def _drive(
     if problem := output_problem(spec, output_roots):
         return RunResult(failed_status("OutputFailed", problem))
     started = now_iso()
-    store.create(job_id, spec.hash_settings(), count_files(spec, roots))
+    store.create(job_id, spec.hash_settings(), 0)
+    listing = list_job_here(store, results, job_id, spec, roots)
     pool = WorkerPool(jobs, worker_env) if worker_env is not None else None
-    cursor = ListingCursor(spec, roots)
     meter = RateMeter()
     window = job_window(jobs)
     send = functools.partial(send_batch, broker)
@@ -256,7 +258,7 @@ def _drive(
                 store,
                 job_id,
                 spec,
-                cursor,
+                listing,
                 send,
                 now=time.time(),
                 room=window,

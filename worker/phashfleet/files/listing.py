@@ -107,6 +107,60 @@ def iter_source(
     Raises SourceError (a subclass naming the cause) at the call when the uri itself cannot be
     listed; a network failure part-way through a remote walk raises SourceNetworkError.
     """
+    head, walker, matcher, listed = _open_source(source, allowed_roots, storage_options)
+    return _iter(head, walker, matcher, listed, on_error or _log_error, None)
+
+
+@dataclass(frozen=True)
+class SourceSplit:
+    """How one source's listing is cut into shards that can be listed apart and concatenated in order.
+
+    Shard 0 is the files list and the top folder's own files; shard i (1..len(groups)) walks the top
+    folder's subfolders `groups[i - 1]`, in order. Shard 0, then 1, 2, ... yields what `iter_source` yields.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+
+
+def split_source(
+    source: Mapping[str, Any],
+    allowed_roots: Sequence[str] | None = None,
+    *,
+    max_shards: int,
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[Iterator[str], SourceSplit]:
+    """List the top of a source once: return shard 0 as a stream, and at most `max_shards - 1` groups of subfolders.
+
+    The groups are runs of consecutive subfolders, as even in number as they can be. Raises SourceError
+    as `iter_source` does.
+    """
+    head, walker, matcher, listed = _open_source(source, allowed_roots, storage_options)
+    subdirs = walker.top_subdirs() if walker is not None else []
+    shards = max(0, min(len(subdirs), max_shards - 1))
+    groups = tuple(tuple(subdirs[i * len(subdirs) // shards : (i + 1) * len(subdirs) // shards]) for i in range(shards))
+    # No groups: shard 0 walks everything (subdirs None), else only the top folder's own files.
+    return _iter(head, walker, matcher, listed, _log_error, () if groups else None), SourceSplit(groups)
+
+
+def iter_shard(
+    source: Mapping[str, Any],
+    subdirs: Sequence[str],
+    allowed_roots: Sequence[str] | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    on_error: ErrorHandler | None = None,
+) -> Iterator[str]:
+    """Yield the files under the top folder's `subdirs` (one group of `split_source`), in `iter_source`'s order."""
+    _, walker, matcher, listed = _open_source(source, allowed_roots, storage_options)
+    if walker is None or not subdirs:
+        return iter(())
+    return _iter([], walker, matcher, listed, on_error or _log_error, tuple(subdirs))
+
+
+def _open_source(
+    source: Mapping[str, Any], allowed_roots: Sequence[str] | None, storage_options: Mapping[str, Any] | None
+) -> tuple[list[str], _Walker | None, GlobMatcher, set[str]]:
+    """The files list resolved (and as a set), the primed walker over `uri` (None without one), the globs."""
     uri = source.get("uri") or None
     files = [str(f) for f in source.get("files") or ()]
     if uri is None and not files:
@@ -115,23 +169,26 @@ def iter_source(
     matcher = GlobMatcher(source.get("include"), source.get("exclude") or ())
     # Lists the top folder before anything is yielded, so a bad uri fails here, not mid-stream.
     walker = _walker_for(str(uri), roots, dict(storage_options or {})).prime() if uri else None
-    return _iter(files, uri, walker, matcher, on_error or _log_error)
+    # The spec's own files list is already in memory; the set of it adds nothing that grows
+    # with the size of the source.
+    head = list(dict.fromkeys(_resolve_entry(entry, uri) for entry in files))
+    return head, walker, matcher, set(head)
 
 
 def _iter(
-    files: list[str], uri: str | None, walker: _Walker | None, matcher: GlobMatcher, on_error: ErrorHandler
+    head: list[str],
+    walker: _Walker | None,
+    matcher: GlobMatcher,
+    listed: set[str],
+    on_error: ErrorHandler,
+    subdirs: tuple[str, ...] | None,
 ) -> Iterator[str]:
-    # The spec's own files list is already in memory; the set of it adds nothing that grows
-    # with the size of the source.
-    seen: set[str] = set()
-    for entry in files:
-        ref = _resolve_entry(entry, uri)
-        if ref not in seen:
-            seen.add(ref)
-            yield ref
+    """`head`, then the walk's files not in `listed`: all of it (subdirs None), the top's files only
+    (subdirs empty), or only the files under those top subfolders."""
+    yield from head
     if walker is not None:
-        for ref in walker.walk(matcher, on_error):
-            if ref not in seen:
+        for ref in walker.walk(matcher, on_error, subdirs=subdirs):
+            if ref not in listed:
                 yield ref
 
 
@@ -230,17 +287,35 @@ class _Walker:
             self.top_listing = _wrap_errors(self.uri, self.lister.listdir, self.top)
         return self
 
-    def walk(self, matcher: GlobMatcher, on_error: ErrorHandler) -> Iterator[str]:
-        """Yield matching file references under `top` in the documented order."""
+    def top_subdirs(self) -> list[str]:
+        """The top folder's subfolder names, in walk order (none for a single file)."""
+        if self.single_file:
+            return []
+        if self.top_listing is None:
+            self.prime()
+        assert self.top_listing is not None
+        return list(self.top_listing[1])
+
+    def walk(
+        self, matcher: GlobMatcher, on_error: ErrorHandler, *, subdirs: tuple[str, ...] | None = None
+    ) -> Iterator[str]:
+        """Yield matching file references under `top` in the documented order.
+
+        With `subdirs`, only part of it: () the top folder's own files, else only what lies under those
+        of its subfolders (the top's files left out), in the same order.
+        """
         lister = self.lister
         if self.single_file:
-            yield lister.ref(self.top)
+            if subdirs is None or not subdirs:
+                yield lister.ref(self.top)
             return
         stack: list[_Frame] = []
         active: set[object] = set()  # keys of the folders on the stack: a repeat is a loop
         frame: _Frame | None = _Frame(self.top, "", _wrap_errors(self.uri, lister.enter, self.top))
         files, dirs = self.top_listing or _wrap_errors(self.uri, lister.listdir, self.top)
         self.top_listing = None
+        if subdirs is not None:
+            files, dirs = (files, []) if not subdirs else ([], list(subdirs))
         while frame is not None:
             for name in files:
                 if matcher.wants_file(frame.rel + lister.rel_name(name)):
@@ -498,5 +573,8 @@ __all__ = [
     "SourceOutsideRootsError",
     "SourcePermissionError",
     "SourceSpecError",
+    "SourceSplit",
+    "iter_shard",
     "iter_source",
+    "split_source",
 ]

@@ -9,12 +9,12 @@ twice, once to group and once to write.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from phashfleet.job.hold import kept
 from phashfleet.state.content_cache import ContentCache
 from phashfleet.state.result_store import ResultStore
 from phashfleet.state.store import JobStore
@@ -61,25 +61,14 @@ def collect(
         return None
     snap = store.snapshot(job_id)
     epoch = snap.epoch
-    stop = threading.Event()
-    keeper = threading.Thread(target=_keep_lease, args=(store, job_id, stop), daemon=True)
-    keeper.start()
-    try:
+    with kept(lambda: store.start_collect(job_id, time.time() + COLLECT_LEASE), COLLECT_LEASE / 3):
         report = _collect(results, job_id, epoch, plan, output_roots)
-    finally:
-        stop.set()
-        keeper.join()
     results.delete_epochs(job_id, keep=epoch)  # parts of a start-over (Redis lost the job) count nowhere
     results.write_expiry(job_id, plan.ttl_seconds, now)
     results.sweep(now)
     ContentCache(results).sweep(now)
     store.collected(job_id, report)
     return report
-
-
-def _keep_lease(store: JobStore, job_id: str, stop: threading.Event) -> None:
-    while not stop.wait(COLLECT_LEASE / 3):
-        store.start_collect(job_id, time.time() + COLLECT_LEASE)
 
 
 def _collect(

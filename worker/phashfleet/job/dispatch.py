@@ -1,17 +1,17 @@
 """Handing out a job's batches through a bounded window, and handing overdue ones out again.
 
-The same functions drive the operator (Dramatiq messages on Redis) and `phashfleet run`; the
-listing is streamed and resumed by position, so no job's full file list is ever held in memory.
+The same functions drive the operator (Dramatiq messages on Redis) and `phashfleet run`. A batch is a
+range of listing positions, handed out as segments of the listing's chunks (job.lister): the file list
+itself lives in the result store, never in the dispatcher's memory or in Redis.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from phashfleet.files.listing import iter_source
+from phashfleet.job.lister import ListingMap
 from phashfleet.job.spec import JobSpec
 from phashfleet.state.store import BatchTally, JobSnapshot, JobStore
 
@@ -42,38 +42,9 @@ def lease_seconds(timeout_seconds: float) -> float:
     return timeout_seconds + LEASE_MARGIN
 
 
-@dataclass
-class ListingCursor:
-    """A streaming listing positioned at `position` files from the start (resumable after a restart)."""
-
-    spec: JobSpec
-    allowed_roots: tuple[str, ...]
-    position: int = 0
-    _iterator: Iterator[str] | None = field(default=None, repr=False)
-
-    def take(self, start: int, count: int) -> list[str]:
-        """Return up to `count` files starting at listing position `start`."""
-        if self._iterator is None or start != self.position:
-            self._iterator = itertools.islice(iter_source(self.spec.source, self.allowed_roots), start, None)
-            self.position = start
-        try:
-            files = list(itertools.islice(self._iterator, count))
-        except Exception:
-            # A generator that raised is finished: reusing it would look like the end of the listing.
-            self._iterator = None
-            raise
-        self.position += len(files)
-        return files
-
-
 def queue_grace_for(queue_length: int) -> float:
     """How long an unstarted batch may wait before it is sent again, given the broker queue's length."""
     return EMPTY_QUEUE_GRACE if queue_length == 0 else QUEUE_GRACE
-
-
-def count_files(spec: JobSpec, allowed_roots: tuple[str, ...]) -> int:
-    """Count the files a source lists, streaming (nothing is kept)."""
-    return sum(1 for _ in iter_source(spec.source, allowed_roots))
 
 
 @dataclass
@@ -99,7 +70,7 @@ def dispatch_tick(
     store: JobStore,
     job_id: str,
     spec: JobSpec,
-    cursor: ListingCursor,
+    listing: ListingMap,
     send: Send,
     *,
     now: float,
@@ -116,23 +87,23 @@ def dispatch_tick(
     """
     result = TickResult(resent=resend_overdue(store, job_id, send, now=now, queue_grace=queue_grace))
     snap: JobSnapshot = store.snapshot(job_id)
-    if not snap.exists or snap.listing_done or spec.suspend:
+    if not snap.exists or not snap.source_listed or snap.listing_done or spec.suspend:
         return result
     free = min(room, window - snap.inflight)
     batch_id, listed = snap.next_batch, snap.listed
     while free > 0:
         size = tail_batch_size(spec.batch_size, snap.total - listed, workers) if workers else spec.batch_size
-        files = cursor.take(listed, size)
-        exhausted = len(files) < size or listed + len(files) >= snap.total
+        segments, files = listing.take(listed, size)
+        exhausted = files < size or listed + files >= snap.total
         if not files:
             store.mark_listing_done(job_id)
             break
-        if store.hand_out(job_id, batch_id, files, now, exhausted):
+        if store.hand_out(job_id, batch_id, segments, now, exhausted, count=files):
             send(job_id, batch_id)
             result.handed_out += 1
         if exhausted:
             break
-        batch_id, listed, free = batch_id + 1, listed + len(files), free - 1
+        batch_id, listed, free = batch_id + 1, listed + files, free - 1
     return result
 
 

@@ -3,14 +3,17 @@
 Layout (``P`` is the prefix, ``phashfleet`` by default; ``J`` is ``P:job:<job id>``)::
 
     P:jobs                  set    ids of jobs that have state in Redis
-    J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, epoch (the state's id:
+    J:meta                  hash   settings (JSON), listed, next_batch, listing_done, total, source_listed, epoch (the state's id:
                                    its parts in the result store live under it), collect_sent, collect_lease,
                                    collected (the collector's report, JSON)
     J:counts                hash   ok / failed / skipped, and cached (of the ok ones); bumped once per finished batch
     J:failures              list   the first MAX_FAILURES failed records (path, reason)
     J:inflight              zset   batch id -> time it was handed out (not yet done)
     J:leases                zset   batch id -> lease deadline, while a worker is hashing it
-    J:batch:<id>            string JSON list of the batch's file references (deleted when done)
+    J:listing               hash   the source's listing by workers (job.lister), a few fields per shard (at most
+                                   lister.MAX_SHARDS): shards, root (token), done:<s> "files:token", sent:<s>,
+                                   lease:<s>, so_far:<s>, error:<s> (JSON)
+    J:batch:<id>            string JSON list of the batch's segments of the listing (deleted when done)
 
 Records never live in Redis: each finished batch is one part in the result store
 (phashfleet.state.result_store), so Redis holds a job's counts and its batches in flight, whatever its size.

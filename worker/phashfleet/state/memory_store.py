@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from phashfleet.state import keys
-from phashfleet.state.store import BatchTally, JobSnapshot
+from phashfleet.state.store import BatchTally, JobSnapshot, ListingState
 
 
 class MemoryJobStore:
@@ -34,6 +34,8 @@ class MemoryJobStore:
             "inflight": {},
             "leases": {},
             "batches": {},
+            "source_listed": False,
+            "listing": {"shards": None, "root": "", "listed": {}, "sent": {}, "leases": {}, "so_far": {}, "errors": {}},
         }
         return True
 
@@ -54,6 +56,7 @@ class MemoryJobStore:
             collect_sent=job["collect_sent"],
             collect_lease=job["collect_lease"],
             collected=job["collected"],
+            source_listed=job["source_listed"],
             **job["counts"],
         )
 
@@ -61,14 +64,16 @@ class MemoryJobStore:
         """Forget a job."""
         self.jobs.pop(job_id, None)
 
-    def hand_out(self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool) -> bool:
+    def hand_out(
+        self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool, *, count: int | None = None
+    ) -> bool:
         """Record a batch as handed out; a repeated batch id is refused."""
         job = self.jobs.get(job_id)
         if job is None or batch_id != job["next_batch"]:
             return False
         job["batches"][batch_id] = list(files)
         job["inflight"][batch_id] = now
-        job["listed"] += len(files)
+        job["listed"] += len(files) if count is None else count
         job["next_batch"] += 1
         job["listing_done"] = job["listing_done"] or listing_done
         return True
@@ -152,3 +157,55 @@ class MemoryJobStore:
     def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first (at most keys.MAX_FAILURES) failed records."""
         return list(self.jobs[job_id]["failures"])
+
+    def listing(self, job_id: str) -> ListingState:
+        """Where the listing of the job's source stands."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return ListingState()
+        state = job["listing"]
+        return ListingState(
+            shards=state["shards"],
+            root=state["root"],
+            **{name: dict(state[name]) for name in ("listed", "sent", "leases", "so_far", "errors")},
+        )
+
+    def listing_sent(self, job_id: str, shard: int, now: float) -> None:
+        """The shard's list message was sent at `now`."""
+        state = self.jobs[job_id]["listing"]
+        state["sent"][shard] = now
+        state["leases"].pop(shard, None)
+        state["errors"].pop(shard, None)
+
+    def start_listing(self, job_id: str, shard: int, lease_deadline: float, so_far: int = 0) -> bool:
+        """A lister holds the shard until `lease_deadline`; False when listed or gone."""
+        job = self.jobs.get(job_id)
+        if job is None or shard in job["listing"]["listed"]:
+            return False
+        job["listing"]["leases"][shard] = lease_deadline
+        job["listing"]["so_far"][shard] = so_far
+        return True
+
+    def finish_listing(self, job_id: str, shard: int, files: int, token: str, *, shards: int | None = None) -> int:
+        """Keep the first report of a shard; the total once every shard is in."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return -1
+        state = job["listing"]
+        if shard in state["listed"]:
+            return 0
+        state["listed"][shard] = (files, token)
+        state["leases"].pop(shard, None)
+        if shards is not None:
+            state["shards"], state["root"] = shards, token
+        if state["shards"] is not None and len(state["listed"]) >= state["shards"]:
+            job["total"] = sum(n for n, _ in state["listed"].values())
+            job["source_listed"] = True
+        return 1
+
+    def listing_failed(self, job_id: str, shard: int, error: dict[str, Any]) -> None:
+        """A lister could not list the shard."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            job["listing"]["errors"][shard] = dict(error)
+            job["listing"]["leases"].pop(shard, None)

@@ -11,15 +11,21 @@ import redis
 
 from phashfleet.results import dumps
 from phashfleet.state import keys
-from phashfleet.state.store import BatchTally, JobSnapshot
+from phashfleet.state.store import BatchTally, JobSnapshot, ListingState
 
 COUNT_FIELDS = ("ok", "failed", "skipped", "cached")
 #: Every key of a job but its batches' file lists.
-JOB_PARTS = ("meta", "counts", "failures", "inflight", "leases")
+JOB_PARTS = ("meta", "counts", "failures", "inflight", "leases", "listing")
+#: The keys finish_batch.lua changes, in its KEYS order (the batch's own key follows).
+BATCH_PARTS = JOB_PARTS[:5]
 
 
 def _float(raw: bytes | None) -> float | None:
     return float(raw) if raw is not None else None
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _lua(name: str) -> str:
@@ -34,6 +40,7 @@ class RedisJobStore:
         self._finish_batch = client.register_script(_lua("finish_batch.lua"))
         self._hand_out = client.register_script(_lua("hand_out.lua"))
         self._renew = client.register_script(_lua("renew.lua"))
+        self._finish_listing = client.register_script(_lua("finish_listing.lua"))
 
     # --- job lifecycle -------------------------------------------------------------------------
     def create(self, job_id: str, settings: dict[str, Any], total: int) -> bool:
@@ -80,6 +87,7 @@ class RedisJobStore:
             collect_sent=_float(meta.get(b"collect_sent")),
             collect_lease=_float(meta.get(b"collect_lease")),
             collected=json.loads(meta[b"collected"]) if b"collected" in meta else None,
+            source_listed=meta.get(b"source_listed") == b"1",
         )
 
     def delete(self, job_id: str) -> None:
@@ -98,12 +106,14 @@ class RedisJobStore:
         pipe.execute()
 
     # --- handing out ---------------------------------------------------------------------------
-    def hand_out(self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool) -> bool:
+    def hand_out(
+        self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool, *, count: int | None = None
+    ) -> bool:
         """Record batch `batch_id` as handed out (idempotent: a repeated call is refused)."""
         return bool(
             self._hand_out(
                 keys=[keys.job(job_id, "meta"), keys.job(job_id, "inflight"), keys.batch(job_id, batch_id)],
-                args=[batch_id, now, json.dumps(files), len(files), int(listing_done)],
+                args=[batch_id, now, json.dumps(files), len(files) if count is None else count, int(listing_done)],
             )
         )
 
@@ -156,7 +166,7 @@ class RedisJobStore:
         args += [dumps(r) for r in tally.failures[: keys.MAX_FAILURES]]
         return int(
             self._finish_batch(
-                keys=[keys.job(job_id, p) for p in JOB_PARTS] + [keys.batch(job_id, batch_id)],
+                keys=[keys.job(job_id, p) for p in BATCH_PARTS] + [keys.batch(job_id, batch_id)],
                 args=args,
             )
         )
@@ -205,3 +215,62 @@ class RedisJobStore:
         for job_id in job_ids:
             pipe.zcard(keys.job(job_id, "inflight"))
         return [int(n) for n in pipe.execute()]
+
+    # --- listing the source (workers list it: job.lister) ----------------------------------------
+    def listing(self, job_id: str) -> ListingState:
+        """Where the listing of the job's source stands, in one read (a few fields per shard)."""
+        fields = self.client.hgetall(keys.job(job_id, "listing"))
+        raw = {_text(k): _text(v) for k, v in fields.items()}
+        by: dict[str, dict[int, str]] = {}
+        for name, value in raw.items():
+            kind, _, shard = name.partition(":")
+            if shard:
+                by.setdefault(kind, {})[int(shard)] = value
+        listed = {s: (int(v.partition(":")[0]), v.partition(":")[2]) for s, v in by.get("done", {}).items()}
+        return ListingState(
+            shards=int(raw["shards"]) if "shards" in raw else None,
+            root=raw.get("root", ""),
+            listed=listed,
+            sent={s: float(v) for s, v in by.get("sent", {}).items()},
+            leases={s: float(v) for s, v in by.get("lease", {}).items()},
+            so_far={s: int(v) for s, v in by.get("so_far", {}).items()},
+            errors={s: json.loads(v) for s, v in by.get("error", {}).items()},
+        )
+
+    def listing_sent(self, job_id: str, shard: int, now: float) -> None:
+        """The shard's list message was sent at `now`; its lister's hold and error go."""
+        key = keys.job(job_id, "listing")
+        pipe = self.client.pipeline()
+        pipe.hset(key, f"sent:{shard}", now)
+        pipe.hdel(key, f"lease:{shard}", f"error:{shard}")
+        pipe.execute()
+
+    def start_listing(self, job_id: str, shard: int, lease_deadline: float, so_far: int = 0) -> bool:
+        """A lister holds the shard until `lease_deadline`; False when listed or the job has no state."""
+        key = keys.job(job_id, "listing")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(keys.job(job_id, "meta"))
+        pipe.hexists(key, f"done:{shard}")
+        exists, done = pipe.execute()
+        if not exists or done:
+            return False
+        self.client.hset(key, mapping={f"lease:{shard}": lease_deadline, f"so_far:{shard}": so_far})
+        return True
+
+    def finish_listing(self, job_id: str, shard: int, files: int, token: str, *, shards: int | None = None) -> int:
+        """Keep the first report of a shard (in one Lua call); the job's total once every shard is in."""
+        return int(
+            self._finish_listing(
+                keys=[keys.job(job_id, "meta"), keys.job(job_id, "listing")],
+                args=[shard, files, token, "" if shards is None else shards],
+            )
+        )
+
+    def listing_failed(self, job_id: str, shard: int, error: dict[str, Any]) -> None:
+        """A lister could not list the shard: keep why, drop its hold."""
+        key = keys.job(job_id, "listing")
+        if self.client.exists(keys.job(job_id, "meta")):
+            pipe = self.client.pipeline()
+            pipe.hset(key, f"error:{shard}", json.dumps(error, sort_keys=True))
+            pipe.hdel(key, f"lease:{shard}")
+            pipe.execute()

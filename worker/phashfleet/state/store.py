@@ -7,7 +7,7 @@ tests/integration/test_store_contract.py pins the semantics for both; dispatch, 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -34,6 +34,8 @@ class JobSnapshot:
     collect_lease: float | None = None
     #: What the collector reported (status fields, or {"error": ...}); None while it has not.
     collected: dict[str, Any] | None = None
+    #: Every shard of the source has been listed (by workers: see job.lister); `total` is known from then on.
+    source_listed: bool = False
 
     @property
     def done_files(self) -> int:
@@ -44,6 +46,48 @@ class JobSnapshot:
     def finished(self) -> bool:
         """Every batch has been handed out and come back."""
         return self.exists and self.listing_done and self.inflight == 0
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """Where the listing of a job's source stands: its shards, what each lister reported, their holds."""
+
+    #: Shards the source was cut into (None until shard 0, which decides it, is listed).
+    shards: int | None = None
+    #: The token of the winning shard-0 listing (its split of the source is the one the other shards read).
+    root: str = ""
+    #: shard -> (files, token of the listing attempt whose chunks count), first report wins.
+    listed: dict[int, tuple[int, str]] = field(default_factory=dict)
+    #: shard -> when its list message was last sent / until when a lister holds it.
+    sent: dict[int, float] = field(default_factory=dict)
+    leases: dict[int, float] = field(default_factory=dict)
+    #: shard -> files its current lister has listed so far (progress only).
+    so_far: dict[int, int] = field(default_factory=dict)
+    #: shard -> {"reason", "message", "transient"} of a lister that could not list it.
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every shard is listed."""
+        return self.shards is not None and len(self.listed) >= self.shards
+
+    @property
+    def files_so_far(self) -> int:
+        """Files listed so far, all shards (for the status while listing)."""
+        done = sum(files for files, _ in self.listed.values())
+        return done + sum(n for shard, n in self.so_far.items() if shard not in self.listed)
+
+    def due(self, now: float, *, queue_grace: float) -> list[int]:
+        """Shards whose list message must be sent (again): never sent, hold run out, or unstarted too long."""
+        known = range(self.shards) if self.shards is not None else range(1)
+        due = []
+        for shard in known:
+            if shard in self.listed or shard in self.errors:
+                continue
+            lease, sent = self.leases.get(shard), self.sent.get(shard)
+            if (lease is not None and lease <= now) or (lease is None and (sent is None or sent <= now - queue_grace)):
+                due.append(shard)
+        return due
 
 
 @dataclass(frozen=True)
@@ -94,8 +138,14 @@ class JobStore(Protocol):
         """Forget every part of a job, results included."""
         ...
 
-    def hand_out(self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool) -> bool:
-        """Record batch `batch_id` (the next one) as handed out at `now`; anything else is refused (False)."""
+    def hand_out(
+        self, job_id: str, batch_id: int, files: list[str], now: float, listing_done: bool, *, count: int | None = None
+    ) -> bool:
+        """Record batch `batch_id` (the next one) as handed out at `now`; anything else is refused (False).
+
+        `files` are the batch's entries (segments of the listing, see job.lister), `count` the files they
+        name (default: one per entry).
+        """
         ...
 
     def mark_listing_done(self, job_id: str) -> None:
@@ -137,6 +187,28 @@ class JobStore(Protocol):
 
     def failures(self, job_id: str) -> list[dict[str, Any]]:
         """The first failed records (at most keys.MAX_FAILURES), in the order they came."""
+        ...
+
+    def listing(self, job_id: str) -> ListingState:
+        """Where the listing of the job's source stands (an empty state for a job without one)."""
+        ...
+
+    def listing_sent(self, job_id: str, shard: int, now: float) -> None:
+        """Shard `shard`'s list message was sent (again) at `now`; its lister's hold and error go."""
+        ...
+
+    def start_listing(self, job_id: str, shard: int, lease_deadline: float, so_far: int = 0) -> bool:
+        """A lister holds the shard until `lease_deadline` (renewing it, with its progress); False when the
+        shard is listed or the job has no state."""
+        ...
+
+    def finish_listing(self, job_id: str, shard: int, files: int, token: str, *, shards: int | None = None) -> int:
+        """Keep a lister's report (the first wins; shard 0 also says how many shards there are); when every
+        shard is reported the job's total is their sum. 1 kept, 0 reported before, -1 no state."""
+        ...
+
+    def listing_failed(self, job_id: str, shard: int, error: dict[str, Any]) -> None:
+        """A lister could not list the shard: keep why, drop its hold (the operator decides what follows)."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""The Dramatiq actors: hash a batch of files and count its records exactly once; collect a finished job.
+"""The Dramatiq actors: list a shard of a job's source; hash a batch and count its records exactly once;
+collect a finished job.
 
 A batch that raises is tried again with Dramatiq's backoff until it has had its job's spec.maxRetries
 retries; then its files without a record become `failed` records naming the error, so the job ends.
@@ -16,11 +17,13 @@ from dramatiq.middleware import CurrentMessage
 
 from phashfleet import metrics
 from phashfleet.files.access import allowed_roots_from_env, output_roots_from_env
+from phashfleet.files.listing import SourceError
 from phashfleet.hashing import Settings, hash_many
 from phashfleet.hashing.settings import max_retries_of
 from phashfleet.job.collect import CollectPlan, collect
 from phashfleet.job.complete import complete_batch
 from phashfleet.job.dispatch import lease_seconds
+from phashfleet.job.lister import ListingReader, ListPlan, list_shard
 from phashfleet.results import batch_error, failed_records
 from phashfleet.state import keys, result_store
 from phashfleet.state.content_cache import ContentCache, hash_with_cache
@@ -34,10 +37,11 @@ log = logging.getLogger("phashfleet.worker")
 
 ACTOR_NAME = "hash_batch"
 COLLECT_ACTOR_NAME = "collect_job"
+LIST_ACTOR_NAME = "list_source"
 #: Seconds between renewals of a worker's lease on the batch it hashes (a lease outlives one file's timeout).
 RENEW_INTERVAL = 0.5
-#: Tries of a collect message that raises; then the operator asks again once the collector's hold runs out.
-COLLECT_RETRIES = 3
+#: Tries of a list or collect message that raises; then the operator asks again once the worker's hold runs out.
+STEP_RETRIES = 3
 #: Retries of a batch that keeps raising although its job allows no more: only while the failed records
 #: cannot be written either (Redis down); then Dramatiq gives the message up and the operator's resend of
 #: the overdue batch starts it again. spec.maxRetries is at most 20, so this never cuts a job's retries short.
@@ -76,6 +80,20 @@ def send_collect(broker: dramatiq.Broker, job_id: str, plan: CollectPlan) -> Non
     )
 
 
+def send_list(broker: dramatiq.Broker, job_id: str, shard: int, plan: ListPlan, *, delay: float = 0.0) -> None:
+    """Enqueue the message that asks a worker to list one shard of a job's source (after `delay` s)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=keys.queue(),
+            actor_name=LIST_ACTOR_NAME,
+            args=(job_id, shard, plan.to_message()),
+            kwargs={},
+            options={},
+        ),
+        delay=int(delay * 1000) or None,
+    )
+
+
 class BatchHasher:
     """Runs one batch: take the lease, hash (renewing it), publish the batch's part, count it once."""
 
@@ -83,6 +101,7 @@ class BatchHasher:
         self.store = store
         self.results = results
         self.cache = ContentCache(results)
+        self.listing = ListingReader(results)
         self.allowed_roots = allowed_roots
 
     def __call__(self, job_id: str, batch_id: int) -> str:
@@ -92,10 +111,11 @@ class BatchHasher:
             return "dropped: job has no state (deleted, expired or lost)"
         settings = snap.settings
         lease = lease_seconds(settings["timeout_seconds"])
-        files = self.store.start_batch(job_id, batch_id, time.time() + lease)
-        if files is None:
+        segments = self.store.start_batch(job_id, batch_id, time.time() + lease)
+        if segments is None:
             metrics.count_batch("dropped")
             return "dropped: batch already done"
+        files = self.listing.files(job_id, snap.epoch, segments)
         hash_settings = Settings.from_job(settings, self.allowed_roots)
         job = keys.job_ref(job_id)
         self._init_series(job, settings["algorithm"])
@@ -134,10 +154,11 @@ class BatchHasher:
     def fail_rest(self, job_id: str, batch_id: int, reason: str) -> str:
         """Give up on a batch: every file of it gets a failed record, unless a delivery published its part."""
         snap = self.store.snapshot(job_id)
-        files = self.store.batch_files(job_id, batch_id)
-        if not snap.exists or snap.settings is None or files is None:
+        segments = self.store.batch_files(job_id, batch_id)
+        if not snap.exists or snap.settings is None or segments is None:
             metrics.count_batch("dropped")
             return "dropped: batch already done or job gone"
+        files = self.listing.files(job_id, snap.epoch, segments)
         settings = snap.settings
         records = failed_records(files, settings, reason)
         if complete_batch(self.store, self.results, job_id, snap.epoch, batch_id, records) <= 0:
@@ -181,6 +202,17 @@ def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
         )
         log.info("job %s collected: %s", job_id, report if report is not None else "nothing to do")
 
+    def list_source(job_id: str, shard: int, plan: dict[str, Any]) -> None:
+        """List one shard of a job's source into the result store; a source error is kept for the operator."""
+        try:
+            outcome = list_shard(
+                store, results, job_id, shard, ListPlan.from_message(plan), allowed_roots=hasher.allowed_roots
+            )
+        except SourceError as exc:
+            log.warning("job %s: shard %d of the source could not be listed: %s", job_id, shard, exc)
+            return
+        log.info("job %s: %s", job_id, outcome)
+
     def hash_batch(job_id: str, batch_id: int) -> None:
         """Hash one batch of a job; after its last retry, record the files it could not as failed."""
         try:
@@ -206,15 +238,17 @@ def declare(broker: RedisBroker) -> dramatiq.Actor[[str, int], None]:
     if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
         broker.add_middleware(CurrentMessage())  # tells the actor how many retries its message has had
     broker.declare_queue(keys.queue())
-    dramatiq.actor(
-        actor_name=COLLECT_ACTOR_NAME,
-        queue_name=keys.queue(),
-        broker=broker,
-        max_retries=COLLECT_RETRIES,
-        min_backoff=1000,
-        max_backoff=30_000,
-        time_limit=24 * 3600 * 1000,
-    )(collect_job)
+    for name, job_step in ((LIST_ACTOR_NAME, list_source), (COLLECT_ACTOR_NAME, collect_job)):
+        # A few tries, then the operator sends the step again once the worker's hold on it runs out.
+        dramatiq.actor(
+            actor_name=name,
+            queue_name=keys.queue(),
+            broker=broker,
+            max_retries=STEP_RETRIES,
+            min_backoff=1000,
+            max_backoff=30_000,
+            time_limit=24 * 3600 * 1000,
+        )(job_step)
     return dramatiq.actor(
         actor_name=ACTOR_NAME,
         queue_name=keys.queue(),
