@@ -7,10 +7,11 @@ loss mid-job → upgrade → uninstall), because a `helm install --wait` of real
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from harness.fleet import job_status, make_corpus
+from harness.fleet import job_status, make_corpus, phash_job
 from harness.wait import wait_for
 from node.release import (
     PREFIX,
@@ -128,10 +129,25 @@ def test_helm_test_runs_as_a_pod_and_fails_with_a_wrong_password(node, fleet):
 def test_losing_workers_mid_job_leaves_the_job_exact(node, fleet):
     """One worker pod deleted, the other's container SIGKILLed from the host: the job still counts each file once."""
     ns = fleet["namespace"]
-    # Exact mode, one file a message: long enough a job to lose workers in the middle of it.
-    run_job(node, fleet, "losses", wait=False, batchSize=1, exact=True, timeoutSeconds=60)
+    # Five copies of the corpus in exact mode, one file a message: long enough a job that the second worker
+    # starts (after the first has listed the source and begun hashing) and both are lost in the middle of it.
+    copies = fleet["data"] / "losses"
+    for n in range(5):
+        shutil.copytree(fleet["data"], copies / f"copy{n}", ignore=shutil.ignore_patterns("losses"))
+    files = 5 * fleet["truth"]["files"]
+    node.plane.apply(
+        phash_job("losses", "file:///data/losses", "/out/losses.jsonl", batchSize=1, exact=True, timeoutSeconds=60),
+        namespace=ns,
+    )
+    try:
+        _lose_workers_mid_job(node, fleet, files)
+    finally:
+        shutil.rmtree(copies)  # the other tests count the corpus alone
+
+
+def _lose_workers_mid_job(node, fleet: dict, files: int) -> None:
+    ns = fleet["namespace"]
     wait_workers(node, ns, 2, timeout=180)
-    files = fleet["truth"]["files"]
     wait_for(
         lambda: 0 < (job_status(node.plane, ns, "losses").get("succeeded") or 0) < files // 2,
         timeout=120,
