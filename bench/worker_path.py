@@ -9,11 +9,12 @@ what the hashing itself costs, without the child hand-off, the cache or the metr
 
 Reported: files/s of each, the worker path as a share of the ideal, and the CPU per file of the
 worker process and of its hashing child (from /proc), which say where the rest of the time goes.
-Run it against another checkout's code with PYTHONPATH=<tree>/worker (the script itself only uses
-interfaces both have) to compare two versions on one machine:
+`--code DIR` runs another checkout's worker code under this same script (it only uses interfaces
+both have), to compare two versions on one machine:
 
     python bench/worker_path.py                      # 20 batches of 1000
     python bench/worker_path.py --batches 5 --json bench/out/worker_path.json
+    python bench/worker_path.py --code /path/to/other/checkout
     python bench/worker_path.py --small              # seconds; what CI runs
 """
 
@@ -89,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=20, help="batches to hash (default 20)")
     parser.add_argument("--batch-size", type=int, default=1000, help="files per batch (default 1000)")
+    parser.add_argument("--code", type=Path, help="a checkout whose worker/ code to run (default: this one)")
     add_common_args(parser)
     args = parser.parse_args(argv)
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve() / "worker"))  # before anything imports phashfleet
     if args.small:
         args.batches, args.batch_size = 2, 100
     work = Path(tempfile.mkdtemp(prefix="phashfleet-worker-path-"))
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     import fsspec
 
     fsspec.register_implementation(PROTOCOL, SyntheticFileSystem, clobber=True)
+    import phashfleet
     from phashfleet.hashing import Settings
     from phashfleet.job.spec import parse_spec
 
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError(f"hash_ref failed on {len(bad)} file(s), e.g. {bad[0]}")
     n = len(refs)
     ideal_s = (before["seconds"] + after["seconds"]) / 2
+    code = str(Path(phashfleet.__file__).resolve().parents[2])
     rows = [
         {
             "loop": "hash_ref in-process (ideal)",
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     ]
     print_table(
-        f"worker path: {n:,} tiny PNGs in batches of {args.batch_size}, one worker process",
+        f"worker path: {n:,} tiny PNGs in batches of {args.batch_size}, one worker process, the code of {code}",
         rows,
         ["loop", "files_per_s", "us_per_file", "worker_cpu_us", "child_cpu_us", "share_of_ideal"],
     )
