@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from phashfleet.files.access import OutsideRootsError, confine, is_local, remote_scheme_allowed
+from phashfleet.files.filesystems import url_to_fs
 from phashfleet.files.listing import is_network_error  # the listing's rule, one place
 from phashfleet.hashing.errors import FileFailed
 
@@ -142,12 +143,10 @@ def read_remote(ref: str, retries: int = 0, budget: float = float("inf")) -> byt
     The pauses double from FIRST_BACKOFF; no retry starts once `budget` seconds have gone by.
     Raises FileFailed: at once for a permanent error (404, 403, ...), after the last try for a transient one.
     """
-    import fsspec
-
     started, attempt = time.monotonic(), 0
     while True:
         try:
-            fs, path = fsspec.core.url_to_fs(ref)
+            fs, path = url_to_fs(ref)
             return cast(bytes, fs.cat_file(path))  # one GET for http(s); s3fs adds its own retries of throttles
         except Exception as exc:  # noqa: BLE001 - every error is classified below, none escapes as a bug
             pause = min(FIRST_BACKOFF * 2**attempt, MAX_BACKOFF)

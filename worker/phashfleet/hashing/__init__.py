@@ -2,7 +2,7 @@
 
 from phashfleet.hashing.algorithms import ALGORITHMS
 from phashfleet.hashing.hash_file import hash_ref
-from phashfleet.hashing.pool import HashPool, hash_many
+from phashfleet.hashing.pool import HashPool, hash_many, hash_many_timed
 from phashfleet.hashing.settings import Settings
 
-__all__ = ["ALGORITHMS", "HashPool", "Settings", "hash_many", "hash_ref"]
+__all__ = ["ALGORITHMS", "HashPool", "Settings", "hash_many", "hash_many_timed", "hash_ref"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imagehash
+import numpy as np
 from PIL import Image
 
 from phashfleet.job.spec import spec_enum
@@ -43,5 +44,13 @@ def resize_target(algorithm: str, hash_size: int) -> tuple[int, int] | None:
 
 
 def to_hex(value: imagehash.ImageHash) -> str:
-    """The hash as imagehash prints it (row-major bits, zero-padded hex)."""
-    return str(value)
+    """The hash as imagehash prints it (row-major bits, zero-padded hex), from the packed bits.
+
+    imagehash joins one character per bit and parses that: a tenth of a tiny image's whole hashing.
+    """
+    bits = np.asarray(value.hash)
+    if bits.dtype != np.bool_ or not bits.size:
+        return str(value)
+    packed = np.packbits(bits.ravel())
+    number = int.from_bytes(packed.tobytes(), "big") >> (packed.size * 8 - bits.size)
+    return f"{number:0{(bits.size + 3) // 4}x}"

@@ -1,32 +1,40 @@
 """A hashing process of the pool: ``python -m phashfleet.hashing.child READ_FD WRITE_FD``.
 
-Receives (index, ref, settings) tuples, answers (index, record), until it reads None or EOF.
+Receives chunks, ([(index, ref), ...], settings), until it reads None or EOF; answers each file as
+soon as it is done with a frame (index, record, seconds it took), so the parent always knows which
+file a process is on, even after it is killed.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 
 
 def main(read_fd: int, write_fd: int) -> None:
     """Warm up, say "ready", then hash what the parent sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process stops
-    inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    inbox = Connection(read_fd, writable=False)
     import phashfleet.hashing.warm  # noqa: F401 - imports and exercises every hashing path
+    from phashfleet.hashing.frames import write_frame
     from phashfleet.hashing.hash_file import hash_ref
 
-    outbox.send("ready")
+    write_frame(write_fd, "ready")
+    clock = time.perf_counter
     while True:
         try:
-            task = inbox.recv()
+            chunk = inbox.recv()
         except (EOFError, OSError):
             return
-        if task is None:
+        if chunk is None:
             return
-        index, ref, settings = task
-        outbox.send((index, hash_ref(ref, settings)))
+        tasks, settings = chunk
+        for index, ref in tasks:
+            started = clock()
+            record = hash_ref(ref, settings)
+            write_frame(write_fd, (index, record, clock() - started))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ A Python-level alarm cannot stop Pillow or libjpeg inside one call, and a thread
 so each file is handed to a child process; the parent waits for its answer until the file's
 deadline, then kills and replaces that child and records ``timeout``. The batch goes on.
 
+Files go to a child in chunks, one pipe message for as many files as take about CHUNK_SECONDS
+(dozens of tiny files, one big photo), and each answer comes back on its own as soon as its file
+is done, so the parent always knows which file a child is on. The parent reads whatever answers
+are there in one go, and while every child has plenty queued it lets answers gather for a moment
+instead of waking for each one: a tiny file costs less to hash than a round trip per file.
+
 Children are plain ``python -m phashfleet.hashing.child`` processes (not multiprocessing's fork or
 spawn): nothing of the caller is copied or re-imported, so the pool is safe to use from any
 thread of any program, and a child's output never mixes with the caller's stdout.
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -20,30 +27,44 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from phashfleet.hashing.frames import FrameReader
 from phashfleet.hashing.settings import Settings
 from phashfleet.results import make_record
 
 #: Seconds a new hashing process may take to import and report ready (not part of any file's time).
 STARTUP_TIMEOUT = 120.0
-#: Files handed to one hashing process at once: the one it hashes and the next, waiting in its pipe, so
-#: it goes straight on instead of waiting for this process to read the answer and reply.
-QUEUE_DEPTH = 2
+#: Seconds of hashing sent to a process in one message; it has up to two such chunks queued, and gets
+#: the next when it is down to one, so it never waits for this process to read its answers and reply.
+CHUNK_SECONDS = 0.005
+#: Most files in one chunk, and most bytes of their names (two chunks always fit a pipe's buffer, so
+#: sending one never blocks on a process that is itself blocked answering).
+MAX_CHUNK = 64
+MAX_CHUNK_BYTES = 16_384
+#: How long the parent lets answers gather while every busy child has at least CHUNK_SECONDS queued.
+GATHER_SECONDS = CHUNK_SECONDS / 2
+#: Weight of the latest file in the running mean of seconds per file that sizes the chunks.
+MEAN_WEIGHT = 0.1
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `phashfleet`
+
+Task = tuple[int, str]  # (index in the input, ref)
+Timed = tuple[dict[str, Any], float]  # (record, seconds the file took)
 
 
 class _Child:
-    """One hashing process and the task it is working on."""
+    """One hashing process and the tasks it has been sent."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.to_child: Connection | None = None
-        self.from_child: Connection | None = None
+        self.from_child: int | None = None
+        self.reader = FrameReader()
         self.ready = False
-        self.tasks: deque[tuple[int, str]] = deque()  # (index, ref) sent, in order; the first is being hashed
+        self.tasks: deque[Task] = deque()  # sent, in order; the first is being hashed
+        self.since = 0.0  # when the first task's time started
         self.deadline = 0.0  # when the first task's time is up
 
     def launch(self) -> None:
@@ -68,7 +89,8 @@ class _Child:
             os.close(down_r)
             os.close(up_w)
         self.to_child = Connection(down_w, readable=False)
-        self.from_child = Connection(up_r, writable=False)
+        self.from_child = up_r
+        self.reader = FrameReader()
         self.ready = False
 
     @property
@@ -79,8 +101,8 @@ class _Child:
         return self.to_child
 
     @property
-    def up(self) -> Connection:
-        """The pipe the launched process answers on."""
+    def up(self) -> int:
+        """The pipe (its file descriptor) the launched process answers on."""
         if self.from_child is None:
             raise RuntimeError("hashing process not launched")
         return self.from_child
@@ -89,43 +111,59 @@ class _Child:
         """Wait until the launched process has imported everything and said so."""
         if self.ready:
             return
-        if not self.up.poll(STARTUP_TIMEOUT) or self.up.recv() != "ready":
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        frames: list[Any] | None = []
+        while frames == [] and select.select([self.up], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            frames = self.reader.read(self.up)
+        if frames is None:
+            raise EOFError("hashing process exited while starting")
+        if frames != ["ready"]:
             self.kill()
             raise RuntimeError(f"hashing process did not start within {STARTUP_TIMEOUT:g} s")
         self.ready = True
 
-    def send(self, index: int, ref: str, settings: Settings) -> bool:
-        """Queue one file for the process (a fresh one if it died while idle); False if it could not take it.
+    def send(self, tasks: list[Task], settings: Settings) -> bool:
+        """Queue files for the process (a fresh one if it died while idle); False if it could not take them.
 
-        The first file's deadline starts now; a queued one's starts when the file before it is done.
+        The first file's time starts now if the process was idle; a queued one's when the file before it is done.
         """
         for attempt in (1, 2):
             if self.tasks:  # busy: a failed send means the process died, which the caller will read as EOF
                 try:
-                    self.down.send((index, ref, settings))
+                    self.down.send((tasks, settings))
                 except OSError:
                     return False
-                self.tasks.append((index, ref))
+                self.tasks.extend(tasks)
                 return True
             self.launch()
             try:
                 self.await_ready()
-                self.down.send((index, ref, settings))
+                self.down.send((tasks, settings))
                 break
             except (OSError, EOFError):
                 self.kill()
                 if attempt == 2:
                     raise
-        self.tasks.append((index, ref))
-        self.deadline = time.monotonic() + settings.timeout_seconds
+        self.tasks.extend(tasks)
+        self.restart_clock(settings)
         return True
 
-    def finished(self, settings: Settings) -> None:
-        """The first task is done: drop it and start the next one's clock."""
-        self.tasks.popleft()
-        self.deadline = time.monotonic() + settings.timeout_seconds
+    def answers(self) -> list[tuple[int, dict[str, Any], float]] | None:
+        """The files the process has answered since the last call (drops them from its tasks); None if it died."""
+        frames = self.reader.read(self.up)
+        if frames is None:
+            return None
+        for index, _, _ in frames:
+            if self.tasks.popleft()[0] != index:
+                raise RuntimeError("hashing process answered out of order")
+        return frames
 
-    def give_up(self, again: deque[tuple[int, str]]) -> tuple[int, str, int | None]:
+    def restart_clock(self, settings: Settings) -> None:
+        """The first task's time starts now."""
+        self.since = time.monotonic()
+        self.deadline = self.since + settings.timeout_seconds
+
+    def give_up(self, again: deque[Task]) -> tuple[int, str, int | None]:
         """Kill the process over its current file; put the files queued behind it at the front of `again`.
 
         Returns the file it was hashing (index, ref) and the exit status `kill` reports.
@@ -145,9 +183,10 @@ class _Child:
                 self.process.kill()
             code = self.process.wait()
             self.process = None
-        for conn in (self.to_child, self.from_child):
-            if conn is not None:
-                conn.close()
+        if self.to_child is not None:
+            self.to_child.close()
+        if self.from_child is not None:
+            os.close(self.from_child)
         self.to_child = self.from_child = None
         return code
 
@@ -175,37 +214,58 @@ class HashPool:
         self.processes = processes
         self._children = [_Child() for _ in range(processes)]
         self._lock = threading.Lock()
+        self._per_file: float | None = None  # running mean of seconds per file, across batches
         _POOLS.add(self)
 
     def imap(self, refs: Iterable[str], settings: Settings) -> Iterator[dict[str, Any]]:
         """Yield one record per ref, in input order; refs are read lazily (a stream is fine)."""
+        for record, _ in self.imap_timed(refs, settings):
+            yield record
+
+    def imap_timed(self, refs: Iterable[str], settings: Settings) -> Iterator[Timed]:
+        """Like imap, with the seconds each file took its hashing process (or until it was given up on)."""
         with self._lock:
             yield from self._run(iter(refs), settings)
 
-    def _run(self, refs: Iterator[str], settings: Settings) -> Iterator[dict[str, Any]]:
+    def _chunk(self) -> int:
+        """Files per chunk: about CHUNK_SECONDS of them at the running mean (one until a file has been timed)."""
+        if self._per_file is None:
+            return 1
+        return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(self._per_file, 1e-9))))
+
+    def _run(self, refs: Iterator[str], settings: Settings) -> Iterator[Timed]:
         for child in self._children:  # start them side by side, not one after another
             child.launch()
-        done: dict[int, dict[str, Any]] = {}
-        again: deque[tuple[int, str]] = deque()  # queued behind a file whose process died: to send anew
+        done: dict[int, Timed] = {}
+        again: deque[Task] = deque()  # queued behind a file whose process died: to send anew
         next_in = next_out = 0
         exhausted = False
 
-        def feed() -> None:
+        def take(count: int) -> list[Task]:
             nonlocal next_in, exhausted
-            ref: str | None
-            for child in self._children:
-                while len(child.tasks) < QUEUE_DEPTH and (again or not exhausted):
-                    if again:
-                        index, ref = again.popleft()
-                    else:
-                        ref = next(refs, None)
-                        if ref is None:
-                            exhausted = True
-                            break
-                        index, next_in = next_in, next_in + 1
-                    if not child.send(index, ref, settings):
-                        again.appendleft((index, ref))
+            tasks: list[Task] = []
+            size = 0
+            while len(tasks) < count and size < MAX_CHUNK_BYTES and (again or not exhausted):
+                if again:
+                    task = again.popleft()
+                else:
+                    ref = next(refs, None)
+                    if ref is None:
+                        exhausted = True
                         break
+                    task, next_in = (next_in, ref), next_in + 1
+                tasks.append(task)
+                size += len(task[1])
+            return tasks
+
+        def feed() -> None:
+            chunk = self._chunk()
+            for child in self._children:
+                if len(child.tasks) > chunk:
+                    continue  # more than a chunk still queued: the next goes when it is down to one
+                tasks = take(2 * chunk - len(child.tasks))
+                if tasks and not child.send(tasks, settings):
+                    again.extendleft(reversed(tasks))
 
         try:
             while True:
@@ -213,19 +273,22 @@ class HashPool:
                 busy = [c for c in self._children if c.tasks]
                 if not busy:
                     break
-                timeout = max(0.0, min(c.deadline for c in busy) - time.monotonic())
-                ready = wait([c.up for c in busy], timeout=timeout)
+                first_deadline = min(c.deadline for c in busy)
+                if self._per_file is not None and all(len(c.tasks) * self._per_file >= CHUNK_SECONDS for c in busy):
+                    # Each has work queued for longer than this pause: its answers wait in the pipe and
+                    # are read together, instead of this process waking (and being woken) for each one.
+                    time.sleep(max(0.0, min(GATHER_SECONDS, first_deadline - time.monotonic())))
+                timeout = max(0.0, first_deadline - time.monotonic())
+                ready = select.select([c.up for c in busy], [], [], timeout)[0]
                 for child in busy:
-                    if child.from_child in ready:
+                    if child.up in ready:
                         self._collect(child, settings, done, again)
                     elif time.monotonic() >= child.deadline:
+                        seconds = time.monotonic() - child.since
                         index, ref, _ = child.give_up(again)
-                        done[index] = _failed(
-                            ref,
-                            settings,
-                            f"timeout: no result within {settings.timeout_seconds:g} s; hashing process killed",
-                        )
-                # Hand freed children their next file before yielding: they hash while the caller
+                        reason = f"timeout: no result within {settings.timeout_seconds:g} s; hashing process killed"
+                        done[index] = (_failed(ref, settings, reason), seconds)
+                # Hand freed children their next files before yielding: they hash while the caller
                 # records what came back, instead of sitting idle for the caller's whole turn.
                 feed()
                 while next_out in done:
@@ -236,20 +299,24 @@ class HashPool:
                 if child.tasks:  # abandoned mid-batch: its answers must not leak into the next
                     child.kill()
 
-    @staticmethod
-    def _collect(
-        child: _Child, settings: Settings, done: dict[int, dict[str, Any]], again: deque[tuple[int, str]]
-    ) -> None:
-        """Take a finished record from a child, or record its death (what it had queued is sent anew)."""
+    def _collect(self, child: _Child, settings: Settings, done: dict[int, Timed], again: deque[Task]) -> None:
+        """Take the records a child has finished, or record its death (what it had queued is sent anew)."""
         try:
-            got, record = child.up.recv()
-        except (EOFError, OSError):
+            answers = child.answers()
+        except OSError:
+            answers = None
+        if answers is None:
+            seconds = time.monotonic() - child.since
             index, ref, code = child.give_up(again)
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-            done[index] = _failed(ref, settings, f"crashed: hashing process died ({how})")
+            done[index] = (_failed(ref, settings, f"crashed: hashing process died ({how})"), seconds)
             return
-        child.finished(settings)
-        done[got] = record
+        for index, record, seconds in answers:
+            done[index] = (record, seconds)
+            mean = self._per_file
+            self._per_file = seconds if mean is None else mean + MEAN_WEIGHT * (seconds - mean)
+        if answers:
+            child.restart_clock(settings)
 
     def close(self) -> None:
         """Stop every child process."""
@@ -272,14 +339,24 @@ _POOLS: weakref.WeakSet[HashPool] = weakref.WeakSet()
 _local = threading.local()
 
 
-def hash_many(refs: Iterable[str], settings: Settings, jobs: int = 1) -> Iterator[dict[str, Any]]:
-    """Hash refs with ``jobs`` child processes (kept per thread between calls), records in input order."""
-    pool = getattr(_local, "pool", None)
+def _thread_pool(jobs: int) -> HashPool:
+    """This thread's pool of ``jobs`` processes, kept between calls."""
+    pool: HashPool | None = getattr(_local, "pool", None)
     if pool is None or pool.processes != jobs:
         if pool is not None:
             pool.close()
         pool = _local.pool = HashPool(jobs)
-    yield from pool.imap(refs, settings)
+    return pool
+
+
+def hash_many(refs: Iterable[str], settings: Settings, jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Hash refs with ``jobs`` child processes (kept per thread between calls), records in input order."""
+    yield from _thread_pool(jobs).imap(refs, settings)
+
+
+def hash_many_timed(refs: Iterable[str], settings: Settings, jobs: int = 1) -> Iterator[Timed]:
+    """hash_many with the seconds each file took: (record, seconds) in input order."""
+    yield from _thread_pool(jobs).imap_timed(refs, settings)
 
 
 @atexit.register

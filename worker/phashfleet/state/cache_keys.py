@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from phashfleet.files.access import is_local, local_path
+from phashfleet.files.filesystems import url_to_fs
 
 #: Part of every key; change it to orphan every key made before.
 KEY_VERSION = 1
@@ -32,9 +33,12 @@ def file_info(ref: str, storage_options: Mapping[str, Any] | None = None) -> dic
     """
     if is_local(ref):
         return local_info(local_path(ref))
-    import fsspec
+    if storage_options:
+        import fsspec
 
-    fs, path = fsspec.core.url_to_fs(ref, **dict(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(ref, **dict(storage_options))
+    else:
+        fs, path = url_to_fs(ref)
     return normalize_info(fs.info(path))
 
 

@@ -7,9 +7,9 @@ retries; then its files without a record become `failed` records naming the erro
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -18,7 +18,7 @@ from dramatiq.middleware import CurrentMessage
 from phashfleet import metrics
 from phashfleet.files.access import allowed_roots_from_env, output_roots_from_env
 from phashfleet.files.listing import SourceError
-from phashfleet.hashing import Settings, hash_many
+from phashfleet.hashing import Settings, hash_many_timed
 from phashfleet.hashing.settings import max_retries_of
 from phashfleet.job.collect import CollectPlan, collect
 from phashfleet.job.complete import complete_batch
@@ -120,23 +120,31 @@ class BatchHasher:
         job = keys.job_ref(job_id)
         self._init_series(job, settings["algorithm"])
         records: list[dict[str, Any]] = []
-        last_renew = last_file = time.monotonic()
+        tally = metrics.FileTally(job, settings["algorithm"])
+
+        def fresh(refs: list[str]) -> Iterator[dict[str, Any]]:
+            for record, seconds in hash_many_timed(refs, hash_settings):
+                tally.timed(seconds)  # the hashing process's own time for the file: cached ones take none
+                yield record
+
+        last_renew = time.monotonic()
         metrics.WORKER_INFLIGHT.inc()
         try:
-            fresh = functools.partial(hash_many, settings=hash_settings)
-            for record in hash_with_cache(self.cache, files, settings, self.allowed_roots, fresh):
-                now = time.monotonic()
-                metrics.HASH_DURATION.labels(settings["algorithm"]).observe(now - last_file)
-                last_file = now
-                self._observe(job, settings["algorithm"], record)
-                if record["status"] == "failed":
-                    log.warning("failed %s: %s", record["path"], record["reason"])
-                records.append(record)
-                if now - last_renew >= RENEW_INTERVAL:
-                    if not self.store.renew(job_id, batch_id, time.time() + lease):
-                        metrics.count_batch("dropped")
-                        return "dropped: the batch was finished by another delivery, or the job went, mid-batch"
-                    last_renew = now
+            try:
+                for record in hash_with_cache(self.cache, files, settings, self.allowed_roots, fresh):
+                    tally.add(record)
+                    if record["status"] == "failed":
+                        log.warning("failed %s: %s", record["path"], record["reason"])
+                    records.append(record)
+                    now = time.monotonic()
+                    if now - last_renew >= RENEW_INTERVAL:
+                        tally.flush()  # the job's counters move on /metrics as often as its lease does
+                        if not self.store.renew(job_id, batch_id, time.time() + lease):
+                            metrics.count_batch("dropped")
+                            return "dropped: the batch was finished by another delivery, or the job went, mid-batch"
+                        last_renew = now
+            finally:
+                tally.flush()
             counted = complete_batch(self.store, self.results, job_id, snap.epoch, batch_id, records)
         finally:
             metrics.WORKER_INFLIGHT.dec()
