@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from phashfleet.dupes import permuted
 from phashfleet.dupes.bits import popcount
 from phashfleet.dupes.permuted import Permutation, key_first_order, near_pairs_permuted
 from phashfleet.dupes.tables import block_layout
@@ -26,24 +28,35 @@ def test_key_first_order_puts_the_kept_blocks_on_top() -> None:
     assert order[:16] == list(range(16, 24)) + list(range(40, 48))
 
 
-def test_a_table_finds_every_pair_sharing_its_key() -> None:
+@pytest.mark.parametrize(
+    ("kept", "key_bits", "span", "scan"),
+    [((1, 6), 16, 64, 1 << 15), ((1, 6), 16, 1, 7), ((3,), 8, 2, 16), ((3,), 8, 64, 100)],
+)
+def test_a_table_finds_every_pair_sharing_its_key(
+    monkeypatch: pytest.MonkeyPatch, kept: tuple[int, ...], key_bits: int, span: int, scan: int
+) -> None:
+    # Small spans and slices send long runs of one key (8-bit keys: ~12 words each) down the gathered path.
+    monkeypatch.setattr(permuted, "_SPAN", span)
+    monkeypatch.setattr(permuted, "_SCAN", scan)
+    deep = []
+    real_deep = permuted._deep_pairs
+    monkeypatch.setattr(permuted, "_deep_pairs", lambda *args: deep.append(1) or real_deep(*args))
     rng = np.random.default_rng(4)
     base = rng.integers(0, 2**64 - 1, size=1500, dtype=np.uint64, endpoint=True)
     flips = np.uint64(1) << rng.integers(0, 64, size=1500).astype(np.uint64)
     words = np.unique(np.concatenate([base, base ^ flips]))  # many pairs at distance 1
     layout = block_layout(64, 1, 8)
-    kept = (1, 6)
     perm = Permutation(key_first_order(layout, kept))
     found = [
         (int(a), int(b))
-        for ca, cb in near_pairs_permuted(words, perm, perm.inverse(), 16, 3)
+        for ca, cb in near_pairs_permuted(words, perm, perm.inverse(), key_bits, 3, limit=50)
         for a, b in zip(ca, cb, strict=True)
     ]
-    key = perm.apply(words) >> np.uint64(48)
+    key = perm.apply(words) >> np.uint64(64 - key_bits)
     near = popcount(words[:, None] ^ words[None, :]) <= 3
     same = key[:, None] == key[None, :]
     expected = {(int(a), int(b)) for a, b in zip(*np.nonzero(near & same), strict=True) if a < b}
     pairs = {tuple(sorted(pair)) for pair in found}
-    assert expected and expected <= pairs
-    assert all(popcount(words[a] ^ words[b]) <= 3 for a, b in pairs)  # extra pairs are true pairs too
+    assert expected and expected == pairs
     assert len(pairs) == len(found)  # each pair once
+    assert bool(deep) == (span <= 2)

@@ -18,6 +18,8 @@ from phashfleet.dupes.tables import FILTER_BITS, Block
 
 _LUT_BITS = 16  # input bits looked up at once: 4 lookups per word, tables of 512 KB
 _CHUNK = 1 << 16  # words permuted at a time (keeps the lookups' temporaries in cache)
+_SCAN = 1 << 15  # sorted words compared per slice: the slices and their XOR stay in cache
+_SPAN = 64  # neighbour offsets compared by slices; longer runs of one key go on with gathered positions
 
 
 def key_first_order(layout: Sequence[Block], kept: Sequence[int]) -> list[int]:
@@ -74,8 +76,8 @@ def near_pairs_permuted(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield chunks of index pairs into sorted distinct ``words`` within ``max_distance`` sharing a table key.
 
-    ``back`` undoes ``perm``. The key is the top ``key_bits`` bits of the permuted words. Pairs at other neighbouring positions
-    found within the distance are yielded too (they are true pairs). Each pair comes at most once.
+    ``back`` undoes ``perm``. The key is the top ``key_bits`` bits of the permuted words. Each pair comes
+    once. Sorted words are compared with their next ``_SPAN`` neighbours slice by slice (in cache).
     """
     packed = perm.apply(words)
     rest = WORD_BITS - key_bits  # bits below the key
@@ -90,14 +92,46 @@ def near_pairs_permuted(
     packed.sort()
     found: list[np.ndarray] = []  # permuted words, both ends of each pair side by side
     size = 0
-    xor = packed[1:] ^ packed[:-1]
-    close = np.flatnonzero(popcount(xor) <= max_distance)
-    if close.size:
-        found.append(np.stack([packed[close], packed[close + 1]]))
-        size += close.size
-    active = np.flatnonzero(xor < bound)  # p and p + 1 share a key
-    del xor
-    offset = 2
+    deep = False  # some key is shared by more than _SPAN + 1 words
+    for start in range(0, packed.size - 1, _SCAN):
+        part = packed[start : start + _SCAN + _SPAN]
+        starts = min(_SCAN, part.size - 1)  # pairs (p, p + offset) are counted in the chunk holding p
+        for offset in range(1, _SPAN + 1):
+            if offset >= part.size:
+                break
+            first = part[: min(starts, part.size - offset)]
+            xor = first ^ part[offset : offset + first.size]
+            same = xor < bound  # sorted: p and p + offset share a key only if all between do
+            if not same.any():
+                break
+            hit = np.flatnonzero(same & (popcount(xor) <= max_distance))
+            if hit.size:
+                found.append(np.stack([first[hit], part[hit + offset]]))
+                size += hit.size
+        else:
+            deep = True
+        if size >= limit:
+            yield _indices(words, back, found)
+            found, size = [], 0
+    if deep:
+        yield from _deep_pairs(words, back, packed, bound, max_distance, limit, found)
+    elif size:
+        yield _indices(words, back, found)
+
+
+def _deep_pairs(
+    words: np.ndarray,
+    back: Permutation,
+    packed: np.ndarray,
+    bound: np.uint64,
+    max_distance: int,
+    limit: int,
+    found: list[np.ndarray],
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs at offsets past _SPAN in sorted ``packed``, tracking only the positions whose key run goes on."""
+    size = sum(chunk.shape[1] for chunk in found)
+    active = np.flatnonzero((packed[_SPAN:] ^ packed[:-_SPAN]) < bound)
+    offset = _SPAN + 1
     while active.size:
         active = active[active + offset < packed.size]
         other = active + offset
