@@ -89,12 +89,12 @@ def as_words(hashes: Sequence[str] | np.ndarray, bits: int | None = None) -> tup
 
 
 def find_groups(
-    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, workers: int | None = None
+    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, processes: int | None = None
 ) -> Groups:
     """Group hashes (hex strings or ``parse_hex`` rows) into connected components of distance <= max_distance.
 
     Identical hashes always share a group. A hash alone in its component gets no group (-1).
-    ``bits`` is the hash length (default: hex digits x 4); ``workers`` the threads (default: CPUs).
+    ``bits`` is the hash length (default: hex digits x 4); ``processes`` the search processes (default: ``parallel.default_processes()``).
     """
     if max_distance < 0:
         raise ValueError(f"max_distance must be >= 0, got {max_distance}")
@@ -108,7 +108,7 @@ def find_groups(
     inverse = inverse.reshape(-1)
     plan = plan_search(distinct.shape[0], bits, words.shape[1], max_distance, distinct)
     sets = DisjointSets(distinct.shape[0])
-    for a, b in find_edges(distinct, bits, max_distance, plan=plan, workers=workers):
+    for a, b in find_edges(distinct, bits, max_distance, plan=plan, processes=processes):
         sets.union(a, b)
     component = sets.compress()[inverse]
     grouped = np.flatnonzero(np.bincount(component, minlength=max(1, distinct.shape[0]))[component] >= 2)
@@ -121,7 +121,7 @@ def find_groups(
 
 
 def group_ids(
-    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, workers: int | None = None
+    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, processes: int | None = None
 ) -> list[int | None]:
     """Group id per hash (None for a hash with no near-duplicate); see ``find_groups``."""
-    return find_groups(hashes, max_distance, bits=bits, workers=workers).ids()
+    return find_groups(hashes, max_distance, bits=bits, processes=processes).ids()

@@ -113,7 +113,7 @@ def group_records(
     max_distance: int,
     *,
     keep_paths: bool = True,
-    workers: int | None = None,
+    processes: int | None = None,
 ) -> RecordGroups:
     """Group records (result dicts or ``(path, hash)`` pairs) streamed once.
 
@@ -157,7 +157,7 @@ def group_records(
     if pending:
         flush()
     rows = np.concatenate(parsed) if parsed else np.zeros((0, 1), dtype=np.uint64)
-    groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), workers=workers)
+    groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), processes=processes)
     where = np.frombuffer(positions, dtype=np.int64) if positions else np.zeros(0, dtype=np.int64)
     labels = np.full(total, -1, dtype=np.int64)
     labels[where] = groups.labels
