@@ -20,6 +20,7 @@ from phashfleet.dupes import (
     parallel,
     parse_hex,
     search,
+    streaming,
     tables,
 )
 from phashfleet.dupes.bits import distance, popcount_swar
@@ -370,6 +371,28 @@ def test_group_records_without_paths_still_counts() -> None:
     assert result.group_of(200_000) is None and result.group_of(199_999) == 99_999
     with pytest.raises(ValueError, match="keep_paths"):
         next(result.summaries())
+
+
+def test_group_records_widens_positions_past_int32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "_INT32_MAX", 3)  # as if the stream were past 2^31 - 1 records
+    records = [None, ("a", "00ff"), ("b", "00fe"), None, None, ("c", "ff00"), ("d", "00ff"), ("e", "ff01")]
+    result = group_records(records, 1)
+    assert result.positions.dtype == np.int64 and result.positions.tolist() == [1, 2, 5, 6, 7]
+    assert [result.group_of(k) for k in range(8)] == [None, 0, 0, None, None, 1, 0, 1]
+    with pytest.raises(RecordError, match="record #6"):
+        group_records([*records[:6], ("d", "zz"), ("e", "ff01")], 1)
+
+
+def test_unique_rows_matches_numpy_unique() -> None:
+    rng = np.random.default_rng(9)
+    for width in (1, 2):
+        words = rng.integers(0, 50, size=(5000, width)).astype(np.uint64) << np.uint64(60)
+        distinct, inverse = grouping.unique_rows(words)
+        expected, expected_inverse = np.unique(words, axis=0, return_inverse=True)
+        assert np.array_equal(distinct, expected) and np.array_equal(inverse, expected_inverse.reshape(-1))
+        assert inverse.dtype == np.int32
+    empty, none = grouping.unique_rows(np.zeros((0, 1), dtype=np.uint64))
+    assert empty.shape == (0, 1) and none.size == 0
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from phashfleet.dupes.bits import HashFormatError, parse_hex
+from phashfleet.dupes.components import index_dtype
 from phashfleet.dupes.grouping import Groups, find_groups
 
 _CHUNK = 1 << 16  # hex strings parsed at a time
+_INT32_MAX = 2**31 - 1
 
 
 class RecordError(ValueError):
@@ -122,7 +124,7 @@ def group_records(
     words per hashed record, plus its path's bytes if ``keep_paths``.
     """
     paths = PathTable() if keep_paths else None
-    positions = array("q")
+    positions = array("i")  # record positions of hashed records; widened to "q" past 2^31 - 1
     parsed: list[np.ndarray] = []
     pending: list[str] = []
     pending_paths: list[Any] = []
@@ -145,6 +147,8 @@ def group_records(
         if found is None:
             continue
         path, hash_hex = found
+        if position > _INT32_MAX and positions.typecode == "i":
+            positions = array("q", positions)
         if hex_len is None:
             hex_len = len(hash_hex) if isinstance(hash_hex, str) else 0
         positions.append(position)
@@ -157,8 +161,10 @@ def group_records(
     if pending:
         flush()
     rows = np.concatenate(parsed) if parsed else np.zeros((0, 1), dtype=np.uint64)
+    parsed.clear()
     groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), processes=processes)
-    where = np.frombuffer(positions, dtype=np.int64) if positions else np.zeros(0, dtype=np.int64)
-    labels = np.full(total, -1, dtype=np.int64)
+    del rows
+    where = np.frombuffer(positions, dtype=f"i{positions.itemsize}") if positions else np.zeros(0, dtype=np.int64)
+    labels = np.full(total, -1, dtype=index_dtype(total))
     labels[where] = groups.labels
     return RecordGroups(labels=labels, groups=groups, positions=where, paths=paths)
