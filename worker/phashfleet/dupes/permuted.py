@@ -9,6 +9,7 @@ undoing the permutation and a binary search in the sorted hashes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from phashfleet.dupes.bits import WORD_BITS, popcount
 from phashfleet.dupes.tables import FILTER_BITS, Block
 
 _LUT_BITS = 16  # input bits looked up at once: 4 lookups per word, tables of 512 KB
-_CHUNK = 1 << 16  # words permuted at a time (keeps the lookups' temporaries in cache)
+_CHUNK = 1 << 13  # words permuted at a time (keeps the lookups' temporaries in cache)
 _SCAN = 1 << 15  # sorted words compared per slice: the slices and their XOR stay in cache
 _SPAN = 64  # neighbour offsets compared by slices; longer runs of one key go on with gathered positions
 
@@ -55,11 +56,16 @@ class Permutation:
     def apply(self, words: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The permuted words (into ``out`` if given)."""
         out = np.empty_like(words) if out is None else out
+        words = np.ascontiguousarray(words, dtype=np.uint64)
+        pieces = words.view(np.uint16).reshape(-1, 4)  # the four 16-bit look-up indices, read in place
+        column = [k if sys.byteorder == "little" else 3 - k for k in range(4)]
+        image = np.empty(min(_CHUNK, words.size), dtype=np.uint64)
         for start in range(0, words.size, _CHUNK):
-            part, into = words[start : start + _CHUNK], out[start : start + _CHUNK]
-            np.take(self.luts[0], part.astype(np.uint16), out=into)
+            part, into = pieces[start : start + _CHUNK], out[start : start + _CHUNK]
+            np.take(self.luts[0], part[:, column[0]], out=into)
             for k in range(1, len(self.luts)):
-                into |= self.luts[k][(part >> np.uint64(k * _LUT_BITS)).astype(np.uint16)]
+                np.take(self.luts[k], part[:, column[k]], out=image[: into.size])
+                into |= image[: into.size]
         return out
 
 
@@ -152,6 +158,8 @@ def _deep_pairs(
 
 def _indices(words: np.ndarray, back: Permutation, found: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Indices into sorted ``words`` of the pairs' permuted words."""
-    both = np.concatenate(found, axis=1)
-    index = np.searchsorted(words, back.apply(both.reshape(-1))).reshape(2, -1)
-    return index[0], index[1]
+    both = back.apply(np.concatenate(found, axis=1).reshape(-1))
+    order = np.argsort(both)  # sorted queries read ``words`` in order: several times faster at 10M words
+    index = np.empty(both.size, dtype=np.intp)
+    index[order] = np.searchsorted(words, both[order])
+    return index[: index.size // 2], index[index.size // 2 :]
