@@ -128,11 +128,17 @@ def group_records(
     parsed: list[np.ndarray] = []
     pending: list[str] = []
     pending_paths: list[Any] = []
+    pending_positions: list[int] = []
     hex_len: int | None = None
-    total = 0
 
     def flush() -> None:
-        first = len(positions) - len(pending)  # row of pending[0] among hashed records
+        nonlocal positions, hex_len
+        if hex_len is None:
+            hex_len = len(pending[0]) if isinstance(pending[0], str) else 0
+        if pending_positions[-1] > _INT32_MAX and positions.typecode == "i":
+            positions = array("q", positions)
+        first = len(positions)  # row of pending[0] among hashed records
+        positions.extend(pending_positions)
         try:
             parsed.append(parse_hex(pending, hex_len, first_index=first))
         except HashFormatError as error:
@@ -140,26 +146,30 @@ def group_records(
             raise RecordError(positions[error.index], pending_paths[error.index - first], problem) from None
         pending.clear()
         pending_paths.clear()
+        pending_positions.clear()
 
+    position = -1
     for position, record in enumerate(records):
-        total = position + 1
-        found = _hashed(record)
-        if found is None:
-            continue
-        path, hash_hex = found
-        if position > _INT32_MAX and positions.typecode == "i":
-            positions = array("q", positions)
-        if hex_len is None:
-            hex_len = len(hash_hex) if isinstance(hash_hex, str) else 0
-        positions.append(position)
+        if type(record) is dict:  # the usual record, read without a call per record
+            hash_hex = record.get("hash")
+            if hash_hex is None or record.get("status", "ok") != "ok":
+                continue
+            path = record.get("path")
+        else:
+            found = _hashed(record)
+            if found is None:
+                continue
+            path, hash_hex = found
         pending.append(hash_hex)
         pending_paths.append(path)
+        pending_positions.append(position)
         if paths is not None:
             paths.append(str(path))
         if len(pending) >= _CHUNK:
             flush()
     if pending:
         flush()
+    total = position + 1
     rows = np.concatenate(parsed) if parsed else np.zeros((0, 1), dtype=np.uint64)
     parsed.clear()
     groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), processes=processes)
