@@ -21,6 +21,18 @@ def test_permutation_keeps_distances_and_is_undone_by_its_inverse() -> None:
     assert np.array_equal(popcount(moved[1:] ^ moved[:-1]), popcount(words[1:] ^ words[:-1]))
 
 
+@pytest.mark.parametrize("kept", [(0, 1, 2), (5, 7, 8), (0, 4, 8), (1, 3, 6)])
+def test_shifted_runs_and_look_ups_permute_alike(monkeypatch: pytest.MonkeyPatch, kept: tuple[int, ...]) -> None:
+    words = np.random.default_rng(5).integers(0, 2**64 - 1, size=20_000, dtype=np.uint64, endpoint=True)
+    perm = Permutation(key_first_order(block_layout(64, 1, 9), kept))
+    assert 1 <= len(perm.runs) <= permuted._MAX_RUNS
+    by_runs = perm.apply(words)
+    assert np.array_equal(perm.inverse().apply(by_runs), words)
+    monkeypatch.setattr(permuted, "_MAX_RUNS", 0)
+    assert np.array_equal(perm.apply(words), by_runs)
+    assert np.array_equal(popcount(by_runs ^ by_runs[::-1]), popcount(words ^ words[::-1]))
+
+
 def test_key_first_order_puts_the_kept_blocks_on_top() -> None:
     layout = block_layout(64, 1, 8)
     order = key_first_order(layout, (2, 5))

@@ -19,6 +19,7 @@ from phashfleet.dupes.tables import FILTER_BITS, Block
 
 _LUT_BITS = 16  # input bits looked up at once: 4 lookups per word, tables of 512 KB
 _CHUNK = 1 << 13  # words permuted at a time (keeps the lookups' temporaries in cache)
+_MAX_RUNS = 8  # permutations of at most this many runs of consecutive bits are applied by shifts
 _SCAN = 1 << 15  # sorted words compared per slice: the slices and their XOR stay in cache
 _SPAN = 64  # neighbour offsets compared by slices; longer runs of one key go on with gathered positions
 
@@ -38,13 +39,28 @@ def key_first_order(layout: Sequence[Block], kept: Sequence[int]) -> list[int]:
 
 
 class Permutation:
-    """A bit permutation of uint64 words, applied by table look-ups of 16 bits at a time."""
+    """A bit permutation of uint64 words: a few shifted runs of bits, or table look-ups of 16 bits at a time."""
 
     def __init__(self, order: Sequence[int]) -> None:
         self.order = list(order)
-        dest = np.empty(WORD_BITS, dtype=np.uint64)  # destination bit (0 = least significant) of each source bit
-        dest[WORD_BITS - 1 - np.asarray(order)] = np.arange(WORD_BITS - 1, -1, -1, dtype=np.uint64)
-        self.luts = [_lut(dest[first : first + _LUT_BITS]) for first in range(0, WORD_BITS, _LUT_BITS)]
+        self.runs: list[tuple[int, np.uint64]] = []  # (left shift, negative for right; mask at the destination)
+        self._luts: list[np.ndarray] | None = None
+        start = 0
+        for dest in range(1, WORD_BITS + 1):
+            if dest == WORD_BITS or self.order[dest] != self.order[dest - 1] + 1:
+                length = dest - start
+                mask = ((1 << length) - 1) << (WORD_BITS - dest)
+                self.runs.append((self.order[start] - start, np.uint64(mask)))
+                start = dest
+
+    @property
+    def luts(self) -> list[np.ndarray]:
+        """Image of each 16-bit piece (least significant first) under the permutation."""
+        if self._luts is None:
+            dest = np.empty(WORD_BITS, dtype=np.uint64)  # destination bit (0 = least significant) of each source bit
+            dest[WORD_BITS - 1 - np.asarray(self.order)] = np.arange(WORD_BITS - 1, -1, -1, dtype=np.uint64)
+            self._luts = [_lut(dest[first : first + _LUT_BITS]) for first in range(0, WORD_BITS, _LUT_BITS)]
+        return self._luts
 
     def inverse(self) -> Permutation:
         """The permutation that undoes this one."""
@@ -57,14 +73,30 @@ class Permutation:
         """The permuted words (into ``out`` if given)."""
         out = np.empty_like(words) if out is None else out
         words = np.ascontiguousarray(words, dtype=np.uint64)
+        image = np.empty(min(_CHUNK, words.size), dtype=np.uint64)
+        if len(self.runs) <= _MAX_RUNS:  # three operations a run beat four look-ups (key-first orders: 2-8 runs)
+            for start in range(0, words.size, _CHUNK):
+                part, into = words[start : start + _CHUNK], out[start : start + _CHUNK]
+                moved = image[: into.size]
+                into[:] = 0
+                for shift, mask in self.runs:
+                    if shift > 0:
+                        np.left_shift(part, np.uint64(shift), out=moved)
+                    elif shift < 0:
+                        np.right_shift(part, np.uint64(-shift), out=moved)
+                    else:
+                        moved[:] = part
+                    moved &= mask
+                    into |= moved
+            return out
         pieces = words.view(np.uint16).reshape(-1, 4)  # the four 16-bit look-up indices, read in place
         column = [k if sys.byteorder == "little" else 3 - k for k in range(4)]
-        image = np.empty(min(_CHUNK, words.size), dtype=np.uint64)
+        luts = self.luts
         for start in range(0, words.size, _CHUNK):
             part, into = pieces[start : start + _CHUNK], out[start : start + _CHUNK]
-            np.take(self.luts[0], part[:, column[0]], out=into)
-            for k in range(1, len(self.luts)):
-                np.take(self.luts[k], part[:, column[k]], out=image[: into.size])
+            np.take(luts[0], part[:, column[0]], out=into)
+            for k in range(1, len(luts)):
+                np.take(luts[k], part[:, column[k]], out=image[: into.size])
                 into |= image[: into.size]
         return out
 
