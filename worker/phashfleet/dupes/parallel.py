@@ -11,8 +11,8 @@ import io
 import logging
 import os
 import signal
-import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -62,10 +62,16 @@ def map_shares(task: Callable[[Sequence[T]], Pairs], items: Sequence[T], process
 def _fork(task: Callable[[Sequence[T]], Pairs], share: Sequence[T]) -> tuple[int, int, Sequence[T]]:
     """Start a child running ``task(share)``; return its pid and the pipe it answers on."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when a threaded process forks (a lock held by another thread stays held in
+        # the child). The child takes none: it runs numpy, writes to its pipe with os calls and _exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which never returns
         code = 1
         try:
+            for signum in (signal.SIGINT, signal.SIGTERM):  # not the parent's handlers: just stop
+                signal.signal(signum, signal.SIG_DFL)
             os.close(read_fd)
             with os.fdopen(write_fd, "wb") as out:
                 a, b = task(share)
@@ -74,7 +80,7 @@ def _fork(task: Callable[[Sequence[T]], Pairs], share: Sequence[T]) -> tuple[int
                 out.write(np.ascontiguousarray(b, dtype=np.int64).tobytes())
             code = 0
         except BaseException:  # noqa: BLE001 - anything the child hits is reported by its exit code
-            traceback.print_exc(file=sys.stderr)
+            os.write(2, traceback.format_exc().encode())  # not sys.stderr, whose lock a parent thread may hold
         finally:
             os._exit(code)
     os.close(write_fd)
