@@ -21,6 +21,7 @@ _LUT_BITS = 16  # input bits looked up at once: 4 lookups per word, tables of 51
 _CHUNK = 1 << 13  # words permuted at a time (keeps the lookups' temporaries in cache)
 _MAX_RUNS = 8  # permutations of at most this many runs of consecutive bits are applied by shifts
 _SCAN = 1 << 15  # sorted words compared per slice: the slices and their XOR stay in cache
+_SPARSE = 8  # slices give way to gathered positions once fewer than 1 in this many go on
 _SPAN = 64  # neighbour offsets compared by slices; longer runs of one key go on with gathered positions
 
 
@@ -134,17 +135,30 @@ def near_pairs_permuted(
     for start in range(0, packed.size - 1, _SCAN):
         part = packed[start : start + _SCAN + _SPAN]
         starts = min(_SCAN, part.size - 1)  # pairs (p, p + offset) are counted in the chunk holding p
+        active: np.ndarray | None = None  # once few positions go on: those, instead of whole slices
         for offset in range(1, _SPAN + 1):
             if offset >= part.size:
                 break
-            first = part[: min(starts, part.size - offset)]
-            xor = first ^ part[offset : offset + first.size]
-            same = xor < bound  # sorted: p and p + offset share a key only if all between do
-            if not same.any():
-                break
-            hit = np.flatnonzero(same & (popcount(xor) <= max_distance))
+            if active is None:
+                first = part[: min(starts, part.size - offset)]
+                xor = first ^ part[offset : offset + first.size]
+                same = xor < bound  # sorted: p and p + offset share a key only if all between do
+                count = int(np.count_nonzero(same))
+                if not count:
+                    break
+                hit = np.flatnonzero(same & (popcount(xor) <= max_distance))
+                if count * _SPARSE < same.size:
+                    active = np.flatnonzero(same)
+            else:
+                active = active[active + offset < part.size]
+                xor = part[active] ^ part[active + offset]
+                same = xor < bound
+                active = active[same]
+                if not active.size:
+                    break
+                hit = active[popcount(xor[same]) <= max_distance]
             if hit.size:
-                found.append(np.stack([first[hit], part[hit + offset]]))
+                found.append(np.stack([part[hit], part[hit + offset]]))
                 size += hit.size
         else:
             deep = True
