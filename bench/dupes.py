@@ -22,8 +22,10 @@ extrapolated (column `measured/extrapolated`); a ratio is measured only when bot
 `--sizes` runs only phashfleet, each size in a fresh child process, twice: grouping the uint64
 hashes (`find_groups`) and streaming them as (path, hex) records (`group_records(...,
 keep_paths=False)`, hex parsing included). Per run: wall and CPU seconds of the grouping, the
-child's peak RSS (VmHWM, the whole process: interpreter, numpy, input, everything) and its RSS
-before grouping, tracemalloc is not used there (it would slow the run), and the planted-pair recall.
+child's peak RSS (VmHWM, the whole process: interpreter, numpy, input, everything), the peak RSS
+of the largest search process it forked (shared pages counted in both), its RSS before grouping
+and the planted-pair recall. CPU seconds include the forked processes'. tracemalloc is not used
+there (it would slow the run).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import importlib.util
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -85,11 +88,11 @@ def subsample(n: int, pairs: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
     return index, where[keep_pairs]
 
 
-def run_ours(hashes: np.ndarray, max_distance: int, workers: int | None) -> tuple[float, np.ndarray, str]:
+def run_ours(hashes: np.ndarray, max_distance: int, processes: int | None) -> tuple[float, np.ndarray, str]:
     """Time phashfleet's grouping from hex strings (as records carry them); return seconds, labels, plan."""
     hexes = [format(int(v), "016x") for v in hashes.tolist()]
     start = time.perf_counter()
-    groups = find_groups(hexes, max_distance, workers=workers)
+    groups = find_groups(hexes, max_distance, processes=processes)
     elapsed = time.perf_counter() - start
     plan = groups.plan
     return elapsed, groups.labels, f"{plan.method}, {plan.blocks} blocks, {plan.tables} tables"
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--other-distances", default="", help="comma-separated distances to time phashfleet alone at N as well"
     )
-    parser.add_argument("--workers", type=int, help="threads for phashfleet (default: all CPUs)")
+    parser.add_argument("--processes", type=int, help="processes for phashfleet (default: CPUs, at most 2)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--sizes", default="", help="comma-separated sizes: phashfleet alone per size, in child processes (no peers)"
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(one_size(args.child, args.n, args.max_distance, args.pairs, args.seed, args.workers)))
+        print(json.dumps(one_size(args.child, args.n, args.max_distance, args.pairs, args.seed, args.processes)))
         return 0
     if args.sizes:
         return sweep(args)
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     params = {
         k: getattr(args, k)
-        for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "other_distances", "workers", "seed")
+        for k in ("n", "max_distance", "pairs", "bktree_n", "scan_queries", "other_distances", "processes", "seed")
     }
     report("dupes", params, results, args.json, info)
     return 0
@@ -226,24 +229,32 @@ def _records(hashes: np.ndarray, chunk: int = 1 << 16) -> Any:
             yield None, text[k : k + 16]
 
 
-def one_size(kind: str, n: int, max_distance: int, pairs: int | None, seed: int, workers: int | None) -> dict:
+def _cpu_seconds() -> float:
+    """CPU seconds of this process plus its finished children (the forked search processes)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def one_size(kind: str, n: int, max_distance: int, pairs: int | None, seed: int, processes: int | None) -> dict:
     """Group ``n`` generated hashes once in this process (a --sizes child); time, CPU, RSS and recall."""
     hashes, planted = make_data(n, pairs if pairs is not None else max(1, n // 100), max_distance, seed)
     before = _vm_kb("VmRSS")
-    cpu, start = time.process_time(), time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     if kind == "words":
-        groups = find_groups(hashes, max_distance, workers=workers)
+        groups = find_groups(hashes, max_distance, processes=processes)
         labels, plan = groups.labels, groups.plan
     else:
-        result = group_records(_records(hashes), max_distance, keep_paths=False, workers=workers)
+        result = group_records(_records(hashes), max_distance, keep_paths=False, processes=processes)
         labels, plan = result.labels, result.groups.plan
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     return {
         "input": kind,
         "n": n,
         "seconds": elapsed,
         "cpu_seconds": cpu,
         "peak_rss_mb": _vm_kb("VmHWM") / 1024,
+        # The largest forked search process (its RSS counts the pages it shares with this one too).
+        "child_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "rss_before_mb": before / 1024,
         "recall": recall(labels, planted),
         "groups": int(labels.max() + 1) if labels.size else 0,
@@ -260,16 +271,27 @@ def sweep(args: argparse.Namespace) -> int:
             command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--max-distance"]
             command += [str(args.max_distance), "--seed", str(args.seed)]
             command += [] if args.pairs is None else ["--pairs", str(args.pairs)]
-            command += [] if args.workers is None else ["--workers", str(args.workers)]
+            command += [] if args.processes is None else ["--processes", str(args.processes)]
             done = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ.copy())
             rows.append(json.loads(done.stdout.splitlines()[-1]))
     print_table(
         f"phashfleet alone, max distance {args.max_distance}, one child process per run; {info['cores']} cores "
         f"({info['cpu']}), load average at start {info['load_average_at_start'][0]:.1f}, {info['date']}",
         [{**row, "recall": f"{row['recall']:.2%}"} for row in rows],
-        ["input", "n", "seconds", "cpu_seconds", "peak_rss_mb", "rss_before_mb", "recall", "groups", "plan"],
+        [
+            "input",
+            "n",
+            "seconds",
+            "cpu_seconds",
+            "peak_rss_mb",
+            "child_peak_rss_mb",
+            "rss_before_mb",
+            "recall",
+            "groups",
+        ]
+        + ["plan"],
     )
-    params = {k: getattr(args, k) for k in ("sizes", "max_distance", "pairs", "workers", "seed")}
+    params = {k: getattr(args, k) for k in ("sizes", "max_distance", "pairs", "processes", "seed")}
     report("dupes", params, {"sizes": rows}, args.json, info)
     return 0
 
@@ -279,12 +301,12 @@ def _ratio(row: dict[str, Any]) -> str:
     return fmt(row["vs_ours"]) + ("" if row["measured/extrapolated"] == "measured" else " (extrapolated)")
 
 
-def peak_mb(hashes: np.ndarray, max_distance: int, workers: int | None) -> float:
+def peak_mb(hashes: np.ndarray, max_distance: int, processes: int | None) -> float:
     """MB phashfleet's grouping allocates at its peak (tracemalloc), on top of its input hex strings."""
     hexes = [format(int(v), "016x") for v in hashes.tolist()]
     tracemalloc.start()
     try:
-        find_groups(hexes, max_distance, workers=workers)
+        find_groups(hexes, max_distance, processes=processes)
         return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
@@ -307,14 +329,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hashes, pairs = make_data(n, args.pairs if args.pairs is not None else max(1, n // 100), d, args.seed)
     ours_at: dict[int, float] = {}
 
-    ours_time, labels, plan = run_ours(hashes, d, args.workers)
+    ours_time, labels, plan = run_ours(hashes, d, args.processes)
     ours_at[n] = ours_time
     rows = [_row("phashfleet (multi-index tables)", n, ours_time, True, recall(labels, pairs), plan)]
 
     big = min(n, args.bktree_n)
     index, sub_pairs = subsample(n, pairs, big, args.seed)
     if big < n:
-        sub_time, sub_ours_labels, sub_plan = run_ours(hashes[index], d, args.workers)
+        sub_time, sub_ours_labels, sub_plan = run_ours(hashes[index], d, args.processes)
         ours_at[big] = sub_time
         rows.append(
             _row(
@@ -366,19 +388,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     others = []
     for other in args.other_distances:
-        seconds, _, other_plan = run_ours(hashes, other, args.workers)
+        seconds, _, other_plan = run_ours(hashes, other, args.processes)
         others.append(
             {
                 "max_distance": other,
                 "seconds": seconds,
-                "peak_mb": peak_mb(hashes, other, args.workers),
+                "peak_mb": peak_mb(hashes, other, args.processes),
                 "plan": other_plan,
             }
         )
     return {
         "planted_pairs": int(len(pairs)),
         "rows": rows,
-        "ours_peak_mb": peak_mb(hashes, d, args.workers),
+        "ours_peak_mb": peak_mb(hashes, d, args.processes),
         "other_distances": others,
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 
 import numpy as np
@@ -16,8 +17,10 @@ from phashfleet.dupes import (
     group_ids,
     group_records,
     grouping,
+    parallel,
     parse_hex,
     search,
+    streaming,
     tables,
 )
 from phashfleet.dupes.bits import distance, popcount_swar
@@ -65,14 +68,14 @@ def numbered(roots: list[int]) -> list[int | None]:
 
 
 def labels_of(
-    hashes: list[str], max_distance: int, plan: Plan, workers: int = 2, dense: bool = False
+    hashes: list[str], max_distance: int, plan: Plan, processes: int = 2, dense: bool = False
 ) -> list[int | None]:
     """Group labels found with a forced search plan, numbered by first member (dense: links may be far)."""
     words = parse_hex(hashes)
     bits = 4 * len(hashes[0])
     distinct, inverse = np.unique(words, axis=0, return_inverse=True)
     sets = DisjointSets(distinct.shape[0])
-    for a, b in find_edges(distinct, bits, max_distance, plan=plan, workers=workers):
+    for a, b in find_edges(distinct, bits, max_distance, plan=plan, processes=processes):
         assert dense or (distance(distinct[a], distinct[b]) <= max_distance).all()
         sets.union(a, b)
     return numbered(sets.compress()[inverse.reshape(-1)].tolist())
@@ -139,12 +142,47 @@ def test_large_input_uses_tables_and_stays_exact() -> None:
     assert all(groups.labels[i] == groups.labels[j] >= 0 for i, j in partners)
 
 
-def test_single_thread_and_threads_agree() -> None:
+@pytest.mark.parametrize("blocks", [8, 9])
+def test_one_process_and_forked_processes_agree(monkeypatch: pytest.MonkeyPatch, blocks: int) -> None:
+    monkeypatch.setattr(search, "PARALLEL_MIN", 0)  # fork even for a small input
+    forks = []
+    real_fork = parallel._fork
+    monkeypatch.setattr(parallel, "_fork", lambda task, share: forks.append(len(share)) or real_fork(task, share))
     hashes = make_hashes(np.random.default_rng(3), 2000, 64, spread=7)
-    plan = Plan("tables", blocks=8, tables=28)
-    one = labels_of(hashes, 6, plan, workers=1)
-    assert one == labels_of(hashes, 6, plan, workers=2) == labels_of(hashes, 6, Plan("scan"))
+    hashes += hashes[:50] + [format(int(h, 16) ^ 0x3F, "016x") for h in hashes[:80]]  # identical, and at distance 6
+    plan = Plan("tables", blocks=blocks, tables=math.comb(blocks, 6))
+    one = labels_of(hashes, 6, plan, processes=1, dense=True)
+    assert not forks
+    assert labels_of(hashes, 6, plan, processes=2, dense=True) == one == reference_labels(hashes, 6)
+    assert forks == [math.comb(blocks, 6) // 2]
+    forks.clear()
+    assert labels_of(hashes, 6, plan, processes=3, dense=True) == one
+    assert len(forks) == 2
     assert any(label is not None for label in one)
+
+
+def test_a_failed_child_share_is_done_by_the_parent(caplog: pytest.LogCaptureFixture) -> None:
+    parent = os.getpid()
+
+    def task(share: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        if os.getpid() != parent and share[0] == 1:
+            os._exit(3)  # a child dying (out of memory, killed) before it answers
+        return np.asarray(share, dtype=np.int64), np.asarray(share, dtype=np.int64) * 10
+
+    results = list(parallel.map_shares(task, list(range(7)), 3))
+    assert sorted(np.concatenate([a for a, _ in results]).tolist()) == list(range(7))
+    assert all((b == a * 10).all() for a, b in results)
+    assert "failed" in caplog.text
+
+
+def test_without_fork_or_a_second_cpu_one_process_does_it_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert parallel.default_processes() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert parallel.default_processes() == parallel.MAX_DEFAULT_PROCESSES == 2
+    monkeypatch.delattr(os, "fork")
+    shares = list(parallel.map_shares(lambda share: (np.asarray(share), np.asarray(share)), [1, 2, 3], 2))
+    assert len(shares) == 1 and shares[0][0].tolist() == [1, 2, 3]
 
 
 def test_dense_buckets_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -333,6 +371,28 @@ def test_group_records_without_paths_still_counts() -> None:
     assert result.group_of(200_000) is None and result.group_of(199_999) == 99_999
     with pytest.raises(ValueError, match="keep_paths"):
         next(result.summaries())
+
+
+def test_group_records_widens_positions_past_int32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "_INT32_MAX", 3)  # as if the stream were past 2^31 - 1 records
+    records = [None, ("a", "00ff"), ("b", "00fe"), None, None, ("c", "ff00"), ("d", "00ff"), ("e", "ff01")]
+    result = group_records(records, 1)
+    assert result.positions.dtype == np.int64 and result.positions.tolist() == [1, 2, 5, 6, 7]
+    assert [result.group_of(k) for k in range(8)] == [None, 0, 0, None, None, 1, 0, 1]
+    with pytest.raises(RecordError, match="record #6"):
+        group_records([*records[:6], ("d", "zz"), ("e", "ff01")], 1)
+
+
+def test_unique_rows_matches_numpy_unique() -> None:
+    rng = np.random.default_rng(9)
+    for width in (1, 2):
+        words = rng.integers(0, 50, size=(5000, width)).astype(np.uint64) << np.uint64(60)
+        distinct, inverse = grouping.unique_rows(words)
+        expected, expected_inverse = np.unique(words, axis=0, return_inverse=True)
+        assert np.array_equal(distinct, expected) and np.array_equal(inverse, expected_inverse.reshape(-1))
+        assert inverse.dtype == np.int32
+    empty, none = grouping.unique_rows(np.zeros((0, 1), dtype=np.uint64))
+    assert empty.shape == (0, 1) and none.size == 0
 
 
 @pytest.mark.parametrize(

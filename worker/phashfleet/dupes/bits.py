@@ -39,13 +39,14 @@ def parse_hex(hashes: Sequence[str], hex_len: int | None = None, *, first_index:
         return np.zeros((0, words), dtype=np.uint64)
     if hex_len < 1:
         _raise_first_bad(hashes, hex_len, first_index)
-    if any(not isinstance(h, str) or len(h) != hex_len for h in hashes):
-        _raise_first_bad(hashes, hex_len, first_index)
-    pad = "0" * (words * _HEX_PER_WORD - hex_len)
-    text = pad + pad.join(hashes) if pad else "".join(hashes)
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
+        same_length = set(map(len, hashes)) == {hex_len}  # len() in C: no Python step per hash
+        pad = "0" * (words * _HEX_PER_WORD - hex_len)
+        text = pad + pad.join(hashes) if pad else "".join(hashes)
+        raw = bytes.fromhex(text) if same_length else b""
+    except (TypeError, ValueError):  # not strings (no len, or not joinable), or not hex
+        raw = b""
+    if not raw:
         _raise_first_bad(hashes, hex_len, first_index)
     if len(raw) != n * words * 8:  # fromhex skips whitespace; a hash holding some is malformed
         _raise_first_bad(hashes, hex_len, first_index)

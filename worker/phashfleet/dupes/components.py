@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _FIND_STEPS = 8  # pointer chases on the queried nodes before compressing the whole forest
+
+
+def index_dtype(n: int) -> type[np.signedinteger[Any]]:
+    """The smallest of int32 and int64 that holds every index below ``n`` (halves the memory up to 2^31)."""
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
 
 
 class DisjointSets:
     """Disjoint sets of ``0..n-1``; every root is the smallest member of its set."""
 
     def __init__(self, n: int) -> None:
-        self.parent = np.arange(n, dtype=np.int64)
+        self.parent = np.arange(n, dtype=index_dtype(n))
 
     def find(self, nodes: np.ndarray) -> np.ndarray:
         """Roots of ``nodes`` (compressing their paths)."""

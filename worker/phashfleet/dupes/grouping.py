@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phashfleet.dupes.bits import WORD_BITS, distance, parse_hex
-from phashfleet.dupes.components import DisjointSets
+from phashfleet.dupes.components import DisjointSets, index_dtype
 from phashfleet.dupes.search import Plan, find_edges, plan_search
 
 #: Groups with up to this many distinct hashes get an exact ``max_distance`` (all pairs compared);
@@ -89,39 +89,57 @@ def as_words(hashes: Sequence[str] | np.ndarray, bits: int | None = None) -> tup
 
 
 def find_groups(
-    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, workers: int | None = None
+    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, processes: int | None = None
 ) -> Groups:
     """Group hashes (hex strings or ``parse_hex`` rows) into connected components of distance <= max_distance.
 
     Identical hashes always share a group. A hash alone in its component gets no group (-1).
-    ``bits`` is the hash length (default: hex digits x 4); ``workers`` the threads (default: CPUs).
+    ``bits`` is the hash length (default: hex digits x 4); ``processes`` the search processes (default: ``parallel.default_processes()``).
     """
     if max_distance < 0:
         raise ValueError(f"max_distance must be >= 0, got {max_distance}")
     words, bits = as_words(hashes, bits)
     n = words.shape[0]
-    if words.shape[1] == 1:
-        distinct, inverse = np.unique(words[:, 0], return_inverse=True)
-        distinct = distinct[:, None]
-    else:
-        distinct, inverse = np.unique(words, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    distinct, inverse = unique_rows(words)
     plan = plan_search(distinct.shape[0], bits, words.shape[1], max_distance, distinct)
     sets = DisjointSets(distinct.shape[0])
-    for a, b in find_edges(distinct, bits, max_distance, plan=plan, workers=workers):
+    for a, b in find_edges(distinct, bits, max_distance, plan=plan, processes=processes):
         sets.union(a, b)
     component = sets.compress()[inverse]
-    grouped = np.flatnonzero(np.bincount(component, minlength=max(1, distinct.shape[0]))[component] >= 2)
-    labels = np.full(n, -1, dtype=np.int64)
+    del sets
+    crowded = np.bincount(component, minlength=max(1, distinct.shape[0])) >= 2
+    grouped = np.flatnonzero(crowded[component])
+    del crowded
+    labels = np.full(n, -1, dtype=index_dtype(n))
     _, first, which = np.unique(component[grouped], return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
+    del component
+    rank = np.empty(first.size, dtype=labels.dtype)
     rank[np.argsort(first)] = np.arange(first.size)
     labels[grouped] = rank[which.reshape(-1)]
     return Groups(labels=labels, count=int(first.size), plan=plan, distinct=distinct, inverse=inverse)
 
 
+def unique_rows(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct rows of ``words`` and, per row, its index there (int32 below 2^31 rows)."""
+    n = words.shape[0]
+    if words.shape[1] != 1:
+        distinct, inverse = np.unique(words, axis=0, return_inverse=True)
+        return distinct, inverse.reshape(-1).astype(index_dtype(n))
+    # np.unique(return_inverse=True) holds four int64 arrays at once; this holds one, then int32s.
+    order = np.argsort(words[:, 0])
+    ordered = words[order, 0]
+    starts = np.empty(n, dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    distinct = ordered[starts][:, None]
+    del ordered
+    inverse = np.empty(n, dtype=index_dtype(n))
+    inverse[order] = np.cumsum(starts, dtype=inverse.dtype) - 1
+    return distinct, inverse
+
+
 def group_ids(
-    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, workers: int | None = None
+    hashes: Sequence[str] | np.ndarray, max_distance: int, *, bits: int | None = None, processes: int | None = None
 ) -> list[int | None]:
     """Group id per hash (None for a hash with no near-duplicate); see ``find_groups``."""
-    return find_groups(hashes, max_distance, bits=bits, workers=workers).ids()
+    return find_groups(hashes, max_distance, bits=bits, processes=processes).ids()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from phashfleet.dupes.bits import WORD_BITS, distance
 from phashfleet.dupes.components import reduce_edges
+from phashfleet.dupes.parallel import default_processes, map_shares
 from phashfleet.dupes.permuted import Permutation, key_first_order, near_pairs_permuted
 from phashfleet.dupes.tables import (
     FILTER_BITS,
@@ -35,6 +34,8 @@ PAIR_COST = 30e-9
 SCAN_COST = 1.5e-9
 MAX_TABLES = 20_000
 SAMPLE = 1 << 16  # hashes whose key collisions are counted to plan
+#: Fewer distinct hashes than this are searched in one process (a fork would cost more than it saves).
+PARALLEL_MIN = 1 << 16
 _SCAN_TILE = 1 << 22  # distances computed per scan tile
 
 
@@ -111,22 +112,15 @@ def _table_cost(n: int, key_bits: int) -> float:
     return n * SORT_COST
 
 
-def default_workers() -> int:
-    """Threads to use: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def find_edges(
-    words: np.ndarray, bits: int, max_distance: int, *, plan: Plan | None = None, workers: int | None = None
+    words: np.ndarray, bits: int, max_distance: int, *, plan: Plan | None = None, processes: int | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield index arrays ``(a, b)`` whose links connect exactly the components of distance <= max_distance.
 
     ``words`` must hold distinct hashes (``parse_hex`` rows). Links are pairs within the distance,
     except where a table found more such pairs than hashes: those are replaced by links from each
     member to one member of its component. So the output is for components, not a list of pairs.
+    Block tables are split over ``processes`` forked processes (default: ``default_processes()``).
     """
     n = words.shape[0]
     plan = plan or plan_search(n, bits, words.shape[1], max_distance)
@@ -137,7 +131,7 @@ def find_edges(
         yield from _scan(words, max_distance)
     elif plan.method == "tables":
         layout = list(plan.layout or block_layout(bits, words.shape[1], plan.blocks))
-        yield from _tables(words, layout, max_distance, workers or default_workers())
+        yield from _tables(words, layout, max_distance, processes or default_processes())
 
 
 def _scan(words: np.ndarray, max_distance: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -153,9 +147,9 @@ def _scan(words: np.ndarray, max_distance: int) -> Iterator[tuple[np.ndarray, np
 
 
 def _tables(
-    words: np.ndarray, layout: list[Block], max_distance: int, workers: int
+    words: np.ndarray, layout: list[Block], max_distance: int, processes: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Run one bucket-and-verify pass per choice of blocks, ``workers`` at a time."""
+    """Run one bucket-and-verify pass per choice of blocks; the tables are shared out over ``processes``."""
     blocks = len(layout)
     sizes = [block_bits(block) for block in layout]
     budget = WORD_BITS - index_bits(words.shape[0])
@@ -183,23 +177,26 @@ def _tables(
         key, key_bits = table_key([values[j] for j in kept], [sizes[j] for j in kept], budget)
         yield from near_pairs(key, key_bits, words, max_distance)
 
-    def one_table(kept: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def some_tables(share: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
         found_a: list[np.ndarray] = []
         found_b: list[np.ndarray] = []
         held = 0
-        for a, b in pairs_of(kept):
-            found_a.append(a)
-            found_b.append(b)
-            held += a.size
-            if held > words.shape[0]:  # dense data: keep what is returned O(n)
-                a_all, b_all = reduce_edges(np.concatenate(found_a), np.concatenate(found_b))
-                found_a, found_b, held = [a_all], [b_all], a_all.size
+        for kept in share:
+            for a, b in pairs_of(kept):
+                found_a.append(a)
+                found_b.append(b)
+                held += a.size
+                if held > words.shape[0]:  # dense data: keep what is returned O(n)
+                    a_all, b_all = reduce_edges(np.concatenate(found_a), np.concatenate(found_b))
+                    found_a, found_b, held = [a_all], [b_all], a_all.size
         if not found_a:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(found_a), np.concatenate(found_b)
+        return np.concatenate(found_a).astype(np.int64, copy=False), np.concatenate(found_b).astype(
+            np.int64, copy=False
+        )
 
-    if workers <= 1:
-        yield from map(one_table, combos)
+    if processes <= 1 or words.shape[0] < PARALLEL_MIN:
+        for kept in combos:
+            yield some_tables([kept])
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phashfleet-dupes") as pool:
-        yield from pool.map(one_table, combos)
+    yield from map_shares(some_tables, combos, processes)

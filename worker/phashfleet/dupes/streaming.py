@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from phashfleet.dupes.bits import HashFormatError, parse_hex
+from phashfleet.dupes.components import index_dtype
 from phashfleet.dupes.grouping import Groups, find_groups
 
 _CHUNK = 1 << 16  # hex strings parsed at a time
+_INT32_MAX = 2**31 - 1
 
 
 class RecordError(ValueError):
@@ -113,7 +115,7 @@ def group_records(
     max_distance: int,
     *,
     keep_paths: bool = True,
-    workers: int | None = None,
+    processes: int | None = None,
 ) -> RecordGroups:
     """Group records (result dicts or ``(path, hash)`` pairs) streamed once.
 
@@ -122,15 +124,21 @@ def group_records(
     words per hashed record, plus its path's bytes if ``keep_paths``.
     """
     paths = PathTable() if keep_paths else None
-    positions = array("q")
+    positions = array("i")  # record positions of hashed records; widened to "q" past 2^31 - 1
     parsed: list[np.ndarray] = []
     pending: list[str] = []
     pending_paths: list[Any] = []
+    pending_positions: list[int] = []
     hex_len: int | None = None
-    total = 0
 
     def flush() -> None:
-        first = len(positions) - len(pending)  # row of pending[0] among hashed records
+        nonlocal positions, hex_len
+        if hex_len is None:
+            hex_len = len(pending[0]) if isinstance(pending[0], str) else 0
+        if pending_positions[-1] > _INT32_MAX and positions.typecode == "i":
+            positions = array("q", positions)
+        first = len(positions)  # row of pending[0] among hashed records
+        positions.extend(pending_positions)
         try:
             parsed.append(parse_hex(pending, hex_len, first_index=first))
         except HashFormatError as error:
@@ -138,27 +146,35 @@ def group_records(
             raise RecordError(positions[error.index], pending_paths[error.index - first], problem) from None
         pending.clear()
         pending_paths.clear()
+        pending_positions.clear()
 
+    position = -1
     for position, record in enumerate(records):
-        total = position + 1
-        found = _hashed(record)
-        if found is None:
-            continue
-        path, hash_hex = found
-        if hex_len is None:
-            hex_len = len(hash_hex) if isinstance(hash_hex, str) else 0
-        positions.append(position)
+        if type(record) is dict:  # the usual record, read without a call per record
+            hash_hex = record.get("hash")
+            if hash_hex is None or record.get("status", "ok") != "ok":
+                continue
+            path = record.get("path")
+        else:
+            found = _hashed(record)
+            if found is None:
+                continue
+            path, hash_hex = found
         pending.append(hash_hex)
         pending_paths.append(path)
+        pending_positions.append(position)
         if paths is not None:
             paths.append(str(path))
         if len(pending) >= _CHUNK:
             flush()
     if pending:
         flush()
+    total = position + 1
     rows = np.concatenate(parsed) if parsed else np.zeros((0, 1), dtype=np.uint64)
-    groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), workers=workers)
-    where = np.frombuffer(positions, dtype=np.int64) if positions else np.zeros(0, dtype=np.int64)
-    labels = np.full(total, -1, dtype=np.int64)
+    parsed.clear()
+    groups = find_groups(rows, max_distance, bits=4 * (hex_len or 16), processes=processes)
+    del rows
+    where = np.frombuffer(positions, dtype=f"i{positions.itemsize}") if positions else np.zeros(0, dtype=np.int64)
+    labels = np.full(total, -1, dtype=index_dtype(total))
     labels[where] = groups.labels
     return RecordGroups(labels=labels, groups=groups, positions=where, paths=paths)
