@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from harness.fleet import job_status, make_corpus, phash_job
-from harness.wait import wait_for
+from harness.wait import WaitTimeout, wait_for
 from node.release import (
     PREFIX,
     RELEASE,
@@ -29,6 +29,9 @@ from node.release import (
 )
 
 pytestmark = pytest.mark.usefixtures("node")
+#: Copies of the corpus the worker-loss job hashes: the second worker starts only after the first has listed
+#: the source and begun hashing, and under load one worker alone got through five copies' first half first.
+COPIES = 10
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +132,12 @@ def test_helm_test_runs_as_a_pod_and_fails_with_a_wrong_password(node, fleet):
 def test_losing_workers_mid_job_leaves_the_job_exact(node, fleet):
     """One worker pod deleted, the other's container SIGKILLed from the host: the job still counts each file once."""
     ns = fleet["namespace"]
-    # Five copies of the corpus in exact mode, one file a message: long enough a job that the second worker
+    # Ten copies of the corpus in exact mode, one file a message: long enough a job that the second worker
     # starts (after the first has listed the source and begun hashing) and both are lost in the middle of it.
     copies = fleet["data"] / "losses"
-    for n in range(5):
+    for n in range(COPIES):
         shutil.copytree(fleet["data"], copies / f"copy{n}", ignore=shutil.ignore_patterns("losses"))
-    files = 5 * fleet["truth"]["files"]
+    files = COPIES * fleet["truth"]["files"]
     node.plane.apply(
         phash_job("losses", "file:///data/losses", "/out/losses.jsonl", batchSize=1, exact=True, timeoutSeconds=60),
         namespace=ns,
@@ -148,12 +151,18 @@ def test_losing_workers_mid_job_leaves_the_job_exact(node, fleet):
 def _lose_workers_mid_job(node, fleet: dict, files: int) -> None:
     ns = fleet["namespace"]
     wait_workers(node, ns, 2, timeout=180)
-    wait_for(
-        lambda: 0 < (job_status(node.plane, ns, "losses").get("succeeded") or 0) < files // 2,
-        timeout=120,
-        interval=0.1,
-        what="the job to be under way",
-    )
+    seen: list[dict] = []
+
+    def under_way() -> bool:
+        seen.append(job_status(node.plane, ns, "losses"))
+        return 0 < (seen[-1].get("succeeded") or 0) < files * 3 // 4
+
+    try:
+        wait_for(under_way, timeout=180, interval=0.1, what="the job to be under way")
+    except WaitTimeout:
+        pods_now = [(p["metadata"]["name"], p["status"].get("phase")) for p in pods(node, ns, "worker")]
+        last = {k: seen[-1].get(k) for k in ("phase", "total", "succeeded", "failed", "conditions")} if seen else {}
+        raise AssertionError(f"not under way: {last}; workers {pods_now}\n{fleet['operator'].log_tail()}") from None
     first, second = running_pods(node, ns, "worker")[:2]
     node.plane.kubectl("-n", ns, "delete", "pod", first["metadata"]["name"], "--wait=false")
     node.kill_container(second["status"]["containerStatuses"][0]["containerID"])
