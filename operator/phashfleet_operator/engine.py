@@ -22,7 +22,7 @@ from phashfleet.job.dispatch import (
     resend_overdue,
 )
 from phashfleet.job.finish import collect_due, collect_plan, collecting_message, output_problem, report_fields
-from phashfleet.job.lister import ListingMap, ListPlan, chunk_size
+from phashfleet.job.lister import ListingMap, ListPlan
 from phashfleet.job.spec import JobSpec, spec_default
 from phashfleet.job.status import (
     ACTIVE,
@@ -213,7 +213,7 @@ class JobEngine:
                 return listing
             snap = self.store.snapshot(job_id)
         if memory.listing is None:
-            memory.listing = ListingMap.of(self.store.listing(job_id), chunk_size(self._batch_size(snap)))
+            memory.listing = ListingMap.of(self.store.listing(job_id), ListPlan.of(spec).chunk)
             log.info("the workers listed %d files", memory.listing.total, extra=_about(job_id))
         memory.waiting, memory.inflight = not snap.listing_done and not spec.suspend, snap.inflight
         if spec.suspend:
@@ -352,7 +352,7 @@ class JobEngine:
         Raises SourceNetworkError while the source cannot be reached (the failed shard is sent again with the
         retry's delay, and the job waits until a lister has it again), _ListingFailed when it cannot be listed.
         """
-        plan = ListPlan(dict(spec.source), chunk_size(self._batch_size(snap)))
+        plan = ListPlan.of(spec)
         state = self.store.listing(job_id)
         retried = self._retry_unreachable(job_id, state, plan, now, retry)
         if not spec.suspend and self.send_list is not None:

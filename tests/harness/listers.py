@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 from phashfleet.files.listing import SourceError
-from phashfleet.job.lister import ListingReader, ListPlan, list_shard
+from phashfleet.job.lister import ListingReader, ListPlan, chunk_path, list_shard, segment, shard_dir
 from phashfleet.state import result_store
 from phashfleet.state.store import JobStore
 
@@ -41,6 +41,9 @@ def hand_out_files(
     results = result_store.from_env()
     epoch = store.snapshot(job_id).epoch
     shard, token = batch_id, "test"
-    folder = ("jobs", job_id, epoch, "listing", f"{shard:05d}-{token}")
-    results.put((*folder, f"{0:09d}.jsonl"), "".join(json.dumps(f) + "\n" for f in files).encode())
-    return store.hand_out(job_id, batch_id, [f"{shard}:{token}:0:0:{len(files)}"], now, listing_done, count=len(files))
+    results.put(
+        chunk_path(shard_dir(job_id, epoch, shard, token), 0), "".join(json.dumps(f) + "\n" for f in files).encode()
+    )
+    return store.hand_out(
+        job_id, batch_id, [segment(shard, token, 0, 0, len(files))], now, listing_done, count=len(files)
+    )

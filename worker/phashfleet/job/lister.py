@@ -72,9 +72,25 @@ class ListPlan:
         """The plan a message carries."""
         return cls(**raw)
 
+    @classmethod
+    def of(cls, spec: JobSpec) -> ListPlan:
+        """The plan for a job's spec: its source, in chunks sized for its batches."""
+        return cls(dict(spec.source), chunk_size(spec.batch_size))
 
-def _shard_dir(job_id: str, epoch: str, shard: int, token: str) -> tuple[str, ...]:
+
+def shard_dir(job_id: str, epoch: str, shard: int, token: str) -> tuple[str, ...]:
+    """The result-store folder of one listing attempt (`token`) of a shard."""
     return ("jobs", job_id, epoch, "listing", f"{shard:05d}-{token}")
+
+
+def chunk_path(folder: tuple[str, ...], number: int) -> tuple[str, ...]:
+    """Where chunk `number` of a listing attempt's folder lives in the result store."""
+    return (*folder, f"{number:09d}.jsonl")
+
+
+def segment(shard: int, token: str, number: int, start: int, end: int) -> str:
+    """A batch's reference to lines start..end-1 of one chunk (what `ListingReader.files` reads back)."""
+    return f"{shard}:{token}:{number}:{start}:{end}"
 
 
 def _source_error(exc: SourceError) -> dict[str, Any]:
@@ -109,7 +125,7 @@ def list_shard(
     snap = store.snapshot(job_id)
     token = uuid.uuid4().hex[:8]
     progress = _Progress()
-    folder = _shard_dir(job_id, snap.epoch, shard, token)
+    folder = shard_dir(job_id, snap.epoch, shard, token)
     try:
         with kept(lambda: store.start_listing(job_id, shard, time.time() + LIST_LEASE, progress.files), LIST_LEASE / 3):
             shards: int | None = None
@@ -119,7 +135,7 @@ def list_shard(
                 shards = 1 + len(split.groups)
             else:
                 root = store.listing(job_id).root
-                groups = json.loads(results.get((*_shard_dir(job_id, snap.epoch, 0, root), "split.json")))
+                groups = json.loads(results.get((*shard_dir(job_id, snap.epoch, 0, root), "split.json")))
                 refs = iter_shard(plan.source, groups[shard - 1], allowed_roots)
             files = write_chunks(results, folder, refs, plan.chunk, progress)
     except SourceError as exc:
@@ -136,16 +152,18 @@ def write_chunks(
 ) -> int:
     """Write `refs` as numbered chunk files of `chunk` lines under `folder`; return how many there were."""
     lines: list[str] = []
-    number = 0
-    for ref in refs:
-        lines.append(json.dumps(ref))
-        if len(lines) == chunk:
-            results.put((*folder, f"{number:09d}.jsonl"), ("\n".join(lines) + "\n").encode())
-            number, lines = number + 1, []
-            progress.files += chunk
-    if lines:
-        results.put((*folder, f"{number:09d}.jsonl"), ("\n".join(lines) + "\n").encode())
+
+    def flush() -> None:
+        results.put(chunk_path(folder, progress.files // chunk), "".join(lines).encode())
         progress.files += len(lines)
+        lines.clear()
+
+    for ref in refs:
+        lines.append(json.dumps(ref) + "\n")
+        if len(lines) == chunk:
+            flush()
+    if lines:
+        flush()
     return progress.files
 
 
@@ -164,7 +182,7 @@ def list_job_here(
     store: JobStore, results: ResultStore, job_id: str, spec: JobSpec, allowed_roots: Sequence[str] | None
 ) -> ListingMap:
     """List a job's source in this process, as its workers would (`phashfleet run`); return its map."""
-    plan = ListPlan(dict(spec.source), chunk_size(spec.batch_size))
+    plan = ListPlan.of(spec)
     list_here(store, results, job_id, plan, allowed_roots=allowed_roots)
     return ListingMap.of(store.listing(job_id), plan.chunk)
 
@@ -204,7 +222,7 @@ class ListingMap:
             offset = position - self.starts[shard]
             number, line = divmod(offset, self.chunk)
             upto = min(self.chunk, line + (end - position), files - number * self.chunk)
-            segments.append(f"{shard}:{token}:{number}:{line}:{upto}")
+            segments.append(segment(shard, token, number, line, upto))
             position += upto - line
         return segments, end - start if end > start else 0
 
@@ -222,7 +240,7 @@ class ListingReader:
         out: list[str] = []
         for segment in segments:
             shard, token, number, start, end = segment.split(":")
-            path = (*_shard_dir(job_id, epoch, int(shard), token), f"{int(number):09d}.jsonl")
+            path = chunk_path(shard_dir(job_id, epoch, int(shard), token), int(number))
             out.extend(self._chunk(path)[int(start) : int(end)])
         return out
 
