@@ -4,8 +4,10 @@ kopf calls the job's timer every TIMER_SECONDS. A full tick (hand out batches, f
 status) runs only every TICK_SECONDS, as it did with a one-second timer, so a big job's status is
 written no more often than before. In between, a job whose files are all handed out is looked at in
 Redis (one round trip): once its last batch is back it ends in the next timer call, not up to a second
-later. A job still listing is looked at once after each full tick at most, since it cannot be done
-before the next full tick hands out the rest.
+later. A job with batches still to hand out is looked at once after each full tick at most, since it
+cannot be done before the rest is handed out; its other timer calls top the queue up (the engine's
+`top_up`), so a fleet that empties the queue in a fraction of a second gets more without waiting for the
+next full tick, and the queue can stay short.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from phashfleet.logs import about
 from phashfleet.state import keys
 from phashfleet.state.store import JobSnapshot, ListingState, SharedJobStore
 from phashfleet_operator.config import OperatorConfig
+from phashfleet_operator.demand import QueueDemand
 from phashfleet_operator.reconcile import (
     TERMINAL_PHASES,
     Contender,
@@ -121,6 +122,8 @@ class JobEngine:
         self.jobs: dict[str, JobMemory] = {}
         #: job id -> (uri, detail) of the last source a lister of it could not reach (for the status).
         self._unreachable: dict[str, tuple[str, str]] = {}
+        #: The shared queue's measured intake, which sizes its room (demand.py).
+        self.demand = QueueDemand()
         self.phases: dict[str, str] = {}  # every job this operator has seen, for the jobs-by-phase gauge
         self._lock = threading.Lock()
 
@@ -156,13 +159,53 @@ class JobEngine:
         counts = self.store.inflight_counts([jid for jid, _ in others]) if others else []
         waiting = [Contender(jid, keys.job_ref(jid)[0], rank, n) for (jid, rank), n in zip(others, counts, strict=True)]
         queued = self.store.queue_length()
+        self.demand.before_refill(time.monotonic(), queued)
         # An autoscaler on the queue's length (ours or KEDA's) sees only what waits there: let the queue hold
         # enough to ask for the largest fleet, or it could never scale past the workers it has.
         cfg = self.config
         scaling = cfg.max_replicas * cfg.batches_per_worker if cfg.autoscaling != "none" else 0
-        capacity = max(2, workers * cfg.queue_per_worker, scaling)
+        capacity = max(2, workers * cfg.queue_per_worker, scaling, self.demand.room())
         me = Contender(job_id, keys.job_ref(job_id)[0], memory.rank, memory.inflight)
         return fair_grant(me, waiting, queued, capacity)
+
+    def _hand_out(self, job_id: str, spec: JobSpec, memory: JobMemory, listing: ListingMap, now: float) -> int:
+        """Send overdue batches again and hand out new ones within the job's room; return how many were sent."""
+        workers = self.worker_count()
+        sent = dispatch_tick(
+            self.store,
+            job_id,
+            spec,
+            listing,
+            self.send,
+            now=now,
+            room=self._room(job_id, memory, workers),
+            window=job_window(workers, max(self.config.job_window, 2 * self.demand.room())),
+            queue_grace=queue_grace_for(self.store.queue_length()),
+            workers=workers,
+        )
+        count = sent.handed_out + len(sent.resent)
+        self.demand.after_refill(count)
+        return count
+
+    def top_up(self, job_id: str, spec: JobSpec) -> int:
+        """Between two full ticks, refill the queue for a job with batches still to hand out; return how many.
+
+        The queue stays short, so priority and fair shares act within a fraction of a second, and a fleet
+        that empties it quickly does not wait for the next full tick. No status is written: Redis errors are
+        left to the next full tick, which reports them.
+        """
+        with self._lock:
+            memory = self.jobs.get(job_id)
+        if memory is None or memory.listing is None or not memory.waiting or spec.suspend:
+            return 0
+        try:
+            memory.inflight = self.store.snapshot(job_id).inflight
+            count = self._hand_out(job_id, spec, memory, memory.listing, time.time())
+            memory.waiting = not self.store.snapshot(job_id).listing_done
+        except redis.RedisError as exc:
+            log.debug("top-up skipped: %s", exc, extra=_about(job_id))
+            return 0
+        return count
 
     def tick(self, job_id: str, spec: JobSpec, status: dict[str, Any], emit: Emit, *, retry: int = 0) -> dict[str, Any]:
         """Advance one job and return its new status (the caller patches only what changed).
@@ -219,19 +262,7 @@ class JobEngine:
         if spec.suspend:
             resend_overdue(self.store, job_id, self.send, now=now, queue_grace=float("inf"))
         else:
-            workers = self.worker_count()
-            dispatch_tick(
-                self.store,
-                job_id,
-                spec,
-                memory.listing,
-                self.send,
-                now=now,
-                room=self._room(job_id, memory, workers),
-                window=job_window(workers, self.config.job_window),
-                queue_grace=queue_grace_for(self.store.queue_length()),
-                workers=workers,
-            )
+            self._hand_out(job_id, spec, memory, memory.listing, now)
         snap = self.store.snapshot(job_id)
         memory.waiting = not snap.listing_done and not spec.suspend
         failures = self.store.failures(job_id)

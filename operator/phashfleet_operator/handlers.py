@@ -136,12 +136,15 @@ def phashjobs_by_namespace(
     when=lambda status, **_: status.get("phase") not in (*TERMINAL_PHASES, None),
 )
 def tick(*, namespace: str | None, name: str, uid: str, memo: Runtime, retry: int = 0, **kwargs: Any) -> None:
-    """Every TIMER_SECONDS: a full tick once a second, or at once when the job's last batch is back."""
+    """Every TIMER_SECONDS: a full tick once a second, or at once when the job's last batch is back; in
+    between, a top-up of the queue for a job with batches still to hand out."""
     jid, now = job_id(namespace or "", name, uid), time.monotonic()  # a PhashJob always has a namespace
     memo.cadence = memo.cadence or cadence.TickCadence()  # the memo is kopf's copy for this PhashJob
     if memo.cadence.due(now, retry=retry, look=lambda: memo.store.snapshot(jid)):
         _tick(namespace=namespace or "", name=name, uid=uid, memo=memo, retry=retry, **kwargs)
         memo.cadence.ticked(now)
+    elif not memo.cadence.listing_done:
+        memo.engine.top_up(jid, parse_spec(dict(kwargs["spec"])))
 
 
 @_timed("tick")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,12 +95,24 @@ def _settled(control_plane, namespace: str) -> int | None:
     return done if now - _last["since"] >= 3 else None
 
 
+def _copies(corpus: Path, folder: Path, count: int) -> Path:
+    """`count` hard-linked copies of the corpus's files in subfolders of `folder`: a longer job, no more disk."""
+    for i in range(count):
+        (folder / f"copy{i}").mkdir(parents=True)
+        for file in corpus.iterdir():
+            if file.is_file():
+                os.link(file, folder / f"copy{i}" / file.name)
+    return folder
+
+
 def test_high_priority_job_overtakes_a_low_one(control_plane, fleet, big_corpus):
     ns = fleet["namespace"]
     small = fleet["tmp"] / "small"
     make_corpus(small, photos=4, size=(1600, 1200))
+    # Long enough that it is still hashing when the high job, listed and collected by the same workers, is done.
+    low = _copies(big_corpus[0], fleet["tmp"] / "low", 10)
     control_plane.apply(
-        phash_job("low", f"file://{big_corpus[0]}", str(fleet["tmp"] / "low.jsonl"), batchSize=2, priority="low"),
+        phash_job("low", f"file://{low}", str(fleet["tmp"] / "low.jsonl"), batchSize=2, priority="low"),
         namespace=ns,
     )
     _mid_job(control_plane, fleet, "low")
