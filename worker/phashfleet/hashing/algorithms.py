@@ -1,4 +1,5 @@
-"""The five hashes on a PIL image, computed by imagehash itself (the exact path)."""
+"""The five hashes on a PIL image, computed by imagehash itself (the exact path); phash's DCT as imagehash's
+bits by matrix products (phash_matrix)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from phashfleet.hashing import phash_matrix
 from phashfleet.job.spec import spec_enum
 
 #: The CRD's spec.algorithm enum; each has its branch below (hashing.warm runs every one).
@@ -18,9 +20,9 @@ def colorhash_binbits(hash_size: int) -> int:
 
 
 def exact_hash(image: Image.Image, algorithm: str, hash_size: int) -> imagehash.ImageHash:
-    """Hash ``image`` with imagehash's own function (colorhash with ``colorhash_binbits(hash_size)``)."""
+    """Hash ``image`` as imagehash's own function does (colorhash with ``colorhash_binbits(hash_size)``)."""
     if algorithm == "phash":
-        return imagehash.phash(image, hash_size)
+        return phash_matrix.phash(image, hash_size)
     if algorithm == "dhash":
         return imagehash.dhash(image, hash_size)
     if algorithm == "ahash":
