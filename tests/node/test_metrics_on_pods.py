@@ -11,6 +11,9 @@ from harness.fleet import make_corpus
 from harness.wait import wait_for
 from node.release import PREFIX, install, run_job, running_pods
 
+#: The workers' series the panels take rate() of, counted once each is born.
+WORKER_SERIES = "phashfleet_files_processed_total|phashfleet_file_failures_total|phashfleet_hash_duration_seconds_count"
+
 
 def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_path):
     install_apis(node.plane)
@@ -68,13 +71,14 @@ def test_every_panel_and_alert_sees_the_fleet(node, restricted_namespace, tmp_pa
             timeout=60,
             what="the operator's progress 1.0 and the workers' final counts scraped",
         )
-        # rate() needs two samples of a series: wait for a second scrape of the workers' final counts.
+        # rate() needs two samples of a series: wait for a second scrape of every series of the workers' that
+        # the panels rate. A job of seconds can put them all on /metrics between two scrapes.
         wait_for(
             lambda: (
                 (
                     value(
                         prom,
-                        f'min(count_over_time(phashfleet_files_processed_total{{namespace="{namespace}", phashjob="photos"}}[1m]))',
+                        f"min(count_over_time({{__name__=~{WORKER_SERIES!r}}}[1m]))",
                     )
                     or 0
                 )
