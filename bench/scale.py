@@ -13,6 +13,8 @@ PHASHFLEET_EXTRA_SCHEMES. Everything is measured from outside the processes:
   that changed `.status`);
 - Redis peak `used_memory` (INFO memory sampled every 0.5 s, and `used_memory_peak` at the end);
 - operator peak RSS (/proc/PID/status VmRSS sampled, and VmHWM at the end);
+- CPU per file over the job: the workers with their hashing processes, and the control path (operator,
+  Redis, kube-apiserver, etcd), from /proc;
 - the size of the job's output file and of its parts (bytes under `<result store>/jobs/`).
 
 Sizes that would not fit in `--budget-minutes` (judged from the last size's rate) are
@@ -54,6 +56,7 @@ from common import (
     save_plot,
     start_process,
     stop_cleanly_on_sigterm,
+    tree_cpu_seconds,
     worker_argv,
 )
 from harness.controlplane import ControlPlane
@@ -91,6 +94,12 @@ class Sampler:
         """Stop sampling and wait for the thread."""
         self._stop.set()
         self._thread.join()
+
+
+def cpu_split(workers_pid: int, control_pids: list[int]) -> tuple[float, float]:
+    """CPU seconds so far of the workers (with their hashing processes) and of the control path: the
+    operator, Redis, the apiserver and etcd."""
+    return tree_cpu_seconds(workers_pid), sum(tree_cpu_seconds(pid) for pid in control_pids)
 
 
 def peak_rss(pid: int) -> int:
@@ -178,11 +187,16 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
                 baseline = rss_bytes(pid_of(operator))
                 sampler = Sampler(redis, pid_of(operator))
                 name = f"scale-{files}"
+                control = [pid_of(p) for p in (operator, redis.proc, plane.apiserver, plane.etcd)]
+                cpu_before = cpu_split(pid_of(workers), control)
                 created = create(name, files, args.batch_size)
                 try:
                     status = watch.wait_ended([name], timeout, alive)[name]
                 finally:
                     sampler.stop()
+                worker_cpu, control_cpu = (
+                    b - a for a, b in zip(cpu_before, cpu_split(pid_of(workers), control), strict=True)
+                )
                 seconds = watch.seen[name][status["phase"]] - created
                 running_at = watch.seen[name].get("Running", float("nan")) - created
                 op_peak = max(sampler.operator_peak, peak_rss(pid_of(operator)))
@@ -209,6 +223,8 @@ def run_size(plane: ControlPlane, files: int, args: argparse.Namespace, timeout:
         "seconds": seconds,
         "files_per_s": files / seconds,
         "running_seen_s": running_at,
+        "worker_cpu_us_per_file": worker_cpu / files * 1e6,
+        "control_cpu_us_per_file": control_cpu / files * 1e6,
         "operator_baseline_mb": baseline / MB,
         "operator_peak_mb": op_peak / MB,
         "redis_peak_mb": redis_peak / MB,
@@ -247,6 +263,8 @@ def extrapolate(files: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         status_writes_per_s=last["status_writes_per_s"],
         status_changes_per_s=last["status_changes_per_s"],
         operator_baseline_mb=last["operator_baseline_mb"],
+        worker_cpu_us_per_file=last["worker_cpu_us_per_file"],
+        control_cpu_us_per_file=last["control_cpu_us_per_file"],
     )
     return row
 
@@ -361,13 +379,17 @@ def main(argv: list[str] | None = None) -> int:
             "redis_peak_mb",
             "status_writes_per_s",
             "status_changes_per_s",
+            "worker_cpu_us_per_file",
+            "control_cpu_us_per_file",
             "output_mb",
             "parts_mb",
         ],
     )
     print(
         f"\n{info['date']}, {info['cores']} cores ({info['cpu']}); seconds = create call -> Succeeded on the watch; "
-        "status_writes_per_s = MODIFIED events of the PhashJob on the watch / seconds; parts_mb '-' = no result store "
+        "status_writes_per_s = MODIFIED events of the PhashJob on the watch / seconds; *_cpu_us_per_file = CPU of the "
+        "workers with their hashing processes, and of the control path (operator, Redis, kube-apiserver, etcd), over "
+        "the job, per file; parts_mb '-' = no result store "
         "(<store>/jobs) was written"
     )
     outcome = [r for r in rows if r["measured"] == "measured"][-1]
