@@ -70,6 +70,8 @@ def test_all_workers_sigtermed_at_once(control_plane, fleet, big_corpus):
     pids = fleet["runner"].signal_all(signal.SIGTERM)
     assert pids
     status = wait_phase(control_plane, fleet, "rolling", timeout=300)
+    # A job this short can end while the workers finish their last batch and exit: wait for their exits.
+    wait_for(lambda: fleet["runner"].exits, timeout=60, what="the SIGTERMed workers' exits")
     clean = [code for _, code in fleet["runner"].exits]
     assert clean and all(code == 0 for code in clean), f"workers did not exit cleanly: {clean}"
     _exact(status, truth, output)
