@@ -152,13 +152,12 @@ class JobEngine:
         self._memory(job_id, spec).listing = None  # a new state has a listing of its own
         return created
 
-    def _room(self, job_id: str, memory: JobMemory, workers: int) -> int:
+    def _room(self, job_id: str, memory: JobMemory, workers: int, queued: int) -> int:
         with self._lock:
             others = [(jid, m.rank) for jid, m in self.jobs.items() if m.waiting and jid != job_id]
         # Read now, not at each job's last tick: a count a second old makes whoever ticks next take more.
         counts = self.store.inflight_counts([jid for jid, _ in others]) if others else []
         waiting = [Contender(jid, keys.job_ref(jid)[0], rank, n) for (jid, rank), n in zip(others, counts, strict=True)]
-        queued = self.store.queue_length()
         self.demand.before_refill(time.monotonic(), queued)
         # An autoscaler on the queue's length (ours or KEDA's) sees only what waits there: let the queue hold
         # enough to ask for the largest fleet, or it could never scale past the workers it has.
@@ -170,7 +169,7 @@ class JobEngine:
 
     def _hand_out(self, job_id: str, spec: JobSpec, memory: JobMemory, listing: ListingMap, now: float) -> int:
         """Send overdue batches again and hand out new ones within the job's room; return how many were sent."""
-        workers = self.worker_count()
+        workers, queued = self.worker_count(), self.store.queue_length()
         sent = dispatch_tick(
             self.store,
             job_id,
@@ -178,9 +177,9 @@ class JobEngine:
             listing,
             self.send,
             now=now,
-            room=self._room(job_id, memory, workers),
+            room=self._room(job_id, memory, workers, queued),
             window=job_window(workers, max(self.config.job_window, 2 * self.demand.room())),
-            queue_grace=queue_grace_for(self.store.queue_length()),
+            queue_grace=queue_grace_for(queued),
             workers=workers,
         )
         count = sent.handed_out + len(sent.resent)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from harness.listers import inline_lister, leased_files
+from harness.wait import wait_for
 from phashfleet.job.spec import parse_spec
 from phashfleet.results import make_record
 from phashfleet.state.redis_store import RedisJobStore
@@ -87,9 +88,14 @@ def test_a_top_up_hands_out_nothing_for_a_suspended_or_unknown_job(store, tmp_pa
     )
     spec = _spec(data)
     assert engine.top_up("ns.never.1", spec) == 0  # no full tick yet: nothing known to hand out
-    status = engine.tick("ns.pause.1", spec, {"phase": "Pending"}, lambda *event: None)
-    while not engine.jobs["ns.pause.1"].listing:  # the first ticks wait for the listing
+    status = {"phase": "Pending"}
+
+    def listed() -> bool:  # the first ticks wait for the listing
+        nonlocal status
         status = engine.tick("ns.pause.1", spec, status, lambda *event: None)
+        return engine.jobs["ns.pause.1"].listing is not None
+
+    wait_for(listed, timeout=30, interval=0.05, what="the job's listing")
     _hash_all(store, "ns.pause.1", list(sent))
     before = len(sent)
     assert engine.top_up("ns.pause.1", _spec(data, suspend=True)) == 0
